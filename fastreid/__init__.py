@@ -1,0 +1,3 @@
+"""fastreid: a PyTorch framework for re-identification."""
+
+__version__ = "0.1.0"

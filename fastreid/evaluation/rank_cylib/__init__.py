@@ -1,0 +1,1 @@
+"""Compiled (Cython) re-id ranking. Built by ``pip install``; see ``fastreid.evaluation.rank``."""
