@@ -1,0 +1,344 @@
+"""The default configuration tree.
+
+Every key and default of fast-reid's config reference is here under the same name, so that a config file
+written for fast-reid loads unchanged. Keys that fastreid adds are marked ``(fastreid)``. Config files in
+fast-reid's later schema (``SOLVER.AMP.ENABLED``, ``INPUT.FLIP.ENABLED``, ...) are translated onto this tree by
+:mod:`fastreid.config.compat` when they are merged.
+
+Units: schedules count epochs (``SOLVER.MAX_EPOCH``, ``SOLVER.STEPS``, ``SOLVER.DELAY_EPOCHS``,
+``SOLVER.CHECKPOINT_PERIOD``, ``TEST.EVAL_PERIOD``) except where a key says iterations.
+"""
+import torch
+
+from .config import CfgNode as CN
+
+_C = CN()
+
+# Schema version of this tree (fastreid). Bumped when a key is renamed; see fastreid.config.compat.
+_C.VERSION = 1
+
+# -----------------------------------------------------------------------------
+# MODEL
+# -----------------------------------------------------------------------------
+_C.MODEL = CN()
+# Device to run on: "cuda", "cuda:N" or "cpu". Defaults to CUDA when there is one.
+_C.MODEL.DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+# Name of the meta-architecture in META_ARCH_REGISTRY.
+_C.MODEL.META_ARCHITECTURE = "Baseline"
+# Module names (prefixes) trained while the rest is frozen for SOLVER.FREEZE_ITERS iterations.
+_C.MODEL.FREEZE_LAYERS = [""]
+# MoCo memory size (number of queued features).
+_C.MODEL.QUEUE_SIZE = 8192
+
+# ---------------------------------------------------------------------------- #
+# Backbone options
+# ---------------------------------------------------------------------------- #
+_C.MODEL.BACKBONE = CN()
+# Name of the backbone builder in BACKBONE_REGISTRY.
+_C.MODEL.BACKBONE.NAME = "build_resnet_backbone"
+# Depth or variant of the backbone, e.g. "18x", "50x", "101x"; "base" for ViT.
+_C.MODEL.BACKBONE.DEPTH = "50x"
+# Stride of the last stage (1 keeps a 16x8 map at 256x128 input).
+_C.MODEL.BACKBONE.LAST_STRIDE = 1
+# Backbone feature dimension (channels of the last stage).
+_C.MODEL.BACKBONE.FEAT_DIM = 2048
+# Normalization of the convolution layers: BN, syncBN, GhostBN, FrozenBN, GN.
+_C.MODEL.BACKBONE.NORM = "BN"
+# Use IBN-a blocks.
+_C.MODEL.BACKBONE.WITH_IBN = False
+# Use squeeze-and-excitation blocks.
+_C.MODEL.BACKBONE.WITH_SE = False
+# Use non-local blocks.
+_C.MODEL.BACKBONE.WITH_NL = False
+# Initialise from ImageNet-pretrained weights.
+_C.MODEL.BACKBONE.PRETRAIN = True
+# Local file of pretrained weights ("" = look in the torch hub cache).
+_C.MODEL.BACKBONE.PRETRAIN_PATH = ""
+# ViT patch-embedding stride (fastreid; from fast-reid's later schema).
+_C.MODEL.BACKBONE.STRIDE_SIZE = (16, 16)
+# ViT side-information-embedding coefficient.
+_C.MODEL.BACKBONE.SIE_COE = 3.0
+# ViT dropout rate.
+_C.MODEL.BACKBONE.DROP_RATIO = 0.0
+# ViT stochastic-depth (drop path) rate.
+_C.MODEL.BACKBONE.DROP_PATH_RATIO = 0.1
+# ViT attention dropout rate.
+_C.MODEL.BACKBONE.ATT_DROP_RATE = 0.0
+
+# ---------------------------------------------------------------------------- #
+# REID HEADS options
+# ---------------------------------------------------------------------------- #
+_C.MODEL.HEADS = CN()
+# Name of the head in REID_HEADS_REGISTRY.
+_C.MODEL.HEADS.NAME = "EmbeddingHead"
+# Normalization of the head's layers.
+_C.MODEL.HEADS.NORM = "BN"
+# Number of identities; 0 = taken from the training set.
+_C.MODEL.HEADS.NUM_CLASSES = 0
+# Embedding dimension of the optional 1x1 reduction; 0 = no reduction.
+_C.MODEL.HEADS.EMBEDDING_DIM = 0
+# Use a BNNeck before the classifier.
+_C.MODEL.HEADS.WITH_BNNECK = True
+# Feature given to metric losses: "before" or "after" the BNNeck.
+_C.MODEL.HEADS.NECK_FEAT = "before"
+# Pooling layer ("avgpool" / "GlobalAvgPool", "maxpool", "gempool", "gempoolP", ...).
+_C.MODEL.HEADS.POOL_LAYER = "avgpool"
+# Classification layer ("linear" / "Linear", "arcSoftmax", "circleSoftmax", "cosSoftmax").
+_C.MODEL.HEADS.CLS_LAYER = "linear"
+# Margin and scale of margin-based classification layers.
+_C.MODEL.HEADS.MARGIN = 0.15
+_C.MODEL.HEADS.SCALE = 128
+
+# ---------------------------------------------------------------------------- #
+# REID LOSSES options
+# ---------------------------------------------------------------------------- #
+_C.MODEL.LOSSES = CN()
+# Names of the losses summed during training, each weighted by its SCALE.
+_C.MODEL.LOSSES.NAME = ("CrossEntropyLoss",)
+
+# Cross-entropy: EPSILON 0 = no label smoothing, -1 = adaptive smoothing with ALPHA.
+_C.MODEL.LOSSES.CE = CN()
+_C.MODEL.LOSSES.CE.EPSILON = 0.0
+_C.MODEL.LOSSES.CE.ALPHA = 0.2
+_C.MODEL.LOSSES.CE.SCALE = 1.0
+
+# Focal loss.
+_C.MODEL.LOSSES.FL = CN()
+_C.MODEL.LOSSES.FL.ALPHA = 0.25
+_C.MODEL.LOSSES.FL.GAMMA = 2
+_C.MODEL.LOSSES.FL.SCALE = 1.0
+
+# Triplet loss: MARGIN 0 = soft margin; HARD_MINING False = softmax-weighted mining.
+_C.MODEL.LOSSES.TRI = CN()
+_C.MODEL.LOSSES.TRI.MARGIN = 0.3
+_C.MODEL.LOSSES.TRI.NORM_FEAT = False
+_C.MODEL.LOSSES.TRI.HARD_MINING = True
+_C.MODEL.LOSSES.TRI.SCALE = 1.0
+
+# Pairwise circle loss.
+_C.MODEL.LOSSES.CIRCLE = CN()
+_C.MODEL.LOSSES.CIRCLE.MARGIN = 0.25
+_C.MODEL.LOSSES.CIRCLE.GAMMA = 128
+_C.MODEL.LOSSES.CIRCLE.SCALE = 1.0
+
+# Pairwise CosFace loss.
+_C.MODEL.LOSSES.COSFACE = CN()
+_C.MODEL.LOSSES.COSFACE.MARGIN = 0.25
+_C.MODEL.LOSSES.COSFACE.GAMMA = 128
+_C.MODEL.LOSSES.COSFACE.SCALE = 1.0
+
+# Checkpoint file loaded into the whole model.
+_C.MODEL.WEIGHTS = ""
+
+# Per-channel pixel mean and std (0-255 scale) for input normalisation.
+_C.MODEL.PIXEL_MEAN = [0.485 * 255, 0.456 * 255, 0.406 * 255]
+_C.MODEL.PIXEL_STD = [0.229 * 255, 0.224 * 255, 0.225 * 255]
+
+# -----------------------------------------------------------------------------
+# KNOWLEDGE DISTILLATION
+# -----------------------------------------------------------------------------
+_C.KD = CN()
+# Config file and weights of the teacher model.
+_C.KD.MODEL_CONFIG = ""
+_C.KD.MODEL_WEIGHTS = ""
+# Exponential moving average of the student as teacher (fastreid; from fast-reid's later schema).
+_C.KD.EMA = CN()
+_C.KD.EMA.ENABLED = False
+_C.KD.EMA.MOMENTUM = 0.999
+
+# -----------------------------------------------------------------------------
+# INPUT
+# -----------------------------------------------------------------------------
+_C.INPUT = CN()
+# Image size (height, width) in training and test.
+_C.INPUT.SIZE_TRAIN = [256, 128]
+_C.INPUT.SIZE_TEST = [256, 128]
+
+# Random horizontal flip.
+_C.INPUT.DO_FLIP = True
+_C.INPUT.FLIP_PROB = 0.5
+
+# Pad by PADDING pixels, then random-crop back to SIZE_TRAIN.
+_C.INPUT.DO_PAD = True
+_C.INPUT.PADDING_MODE = "constant"
+_C.INPUT.PADDING = 10
+
+# Random resized crop (fastreid; from fast-reid's later schema). SIZE is (height, width).
+_C.INPUT.CROP = CN()
+_C.INPUT.CROP.ENABLED = False
+_C.INPUT.CROP.SIZE = [224, 224]
+_C.INPUT.CROP.SCALE = [0.16, 1.0]
+_C.INPUT.CROP.RATIO = [3.0 / 4.0, 4.0 / 3.0]
+
+# Random colour jitter.
+_C.INPUT.CJ = CN()
+_C.INPUT.CJ.ENABLED = False
+_C.INPUT.CJ.PROB = 0.5
+_C.INPUT.CJ.BRIGHTNESS = 0.15
+_C.INPUT.CJ.CONTRAST = 0.15
+_C.INPUT.CJ.SATURATION = 0.1
+_C.INPUT.CJ.HUE = 0.1
+
+# Random affine transform.
+_C.INPUT.DO_AFFINE = False
+
+# AutoAugment, applied with probability AUTOAUG_PROB.
+_C.INPUT.DO_AUTOAUG = False
+_C.INPUT.AUTOAUG_PROB = 0.0
+
+# AugMix, applied with probability AUGMIX_PROB.
+_C.INPUT.DO_AUGMIX = False
+_C.INPUT.AUGMIX_PROB = 0.0
+
+# Random erasing, filled with VALUE (0-255 scale).
+_C.INPUT.REA = CN()
+_C.INPUT.REA.ENABLED = False
+_C.INPUT.REA.PROB = 0.5
+_C.INPUT.REA.VALUE = [0.485 * 255, 0.456 * 255, 0.406 * 255]
+# Random patch.
+_C.INPUT.RPT = CN()
+_C.INPUT.RPT.ENABLED = False
+_C.INPUT.RPT.PROB = 0.5
+
+# -----------------------------------------------------------------------------
+# Dataset
+# -----------------------------------------------------------------------------
+_C.DATASETS = CN()
+# Names of the training datasets in DATASET_REGISTRY.
+_C.DATASETS.NAMES = ("Market1501",)
+# Names of the test datasets.
+_C.DATASETS.TESTS = ("Market1501",)
+# Train on train + query + gallery, relabelled.
+_C.DATASETS.COMBINEALL = False
+# Root folder of the datasets (fastreid); "" = $FASTREID_DATASETS, else "datasets".
+_C.DATASETS.ROOT = ""
+
+# -----------------------------------------------------------------------------
+# DataLoader
+# -----------------------------------------------------------------------------
+_C.DATALOADER = CN()
+# P x K identity sampling (P identities, NUM_INSTANCE images each).
+_C.DATALOADER.PK_SAMPLER = True
+# With PK_SAMPLER: naive identity sampling (True) or camera-balanced sampling (False).
+_C.DATALOADER.NAIVE_WAY = True
+# Images per identity in a batch (K).
+_C.DATALOADER.NUM_INSTANCE = 4
+# Loader worker processes.
+_C.DATALOADER.NUM_WORKERS = 8
+# Training sampler by name (fastreid; fast-reid's later schema). "" = chosen by PK_SAMPLER / NAIVE_WAY.
+_C.DATALOADER.SAMPLER_TRAIN = ""
+# Sampling weight of each training dataset for the set re-weight sampler ([] = by size).
+_C.DATALOADER.SET_WEIGHT = []
+
+# ---------------------------------------------------------------------------- #
+# Solver
+# ---------------------------------------------------------------------------- #
+_C.SOLVER = CN()
+
+# Automatic mixed precision (float16 on CUDA, bfloat16 on CPU).
+_C.SOLVER.FP16_ENABLED = False
+
+# Optimizer name: SGD, Adam, AdamW, ...
+_C.SOLVER.OPT = "Adam"
+
+# Training length in epochs.
+_C.SOLVER.MAX_EPOCH = 120
+
+_C.SOLVER.BASE_LR = 3e-4
+# Learning-rate multipliers for biases and for the heads.
+_C.SOLVER.BIAS_LR_FACTOR = 1.0
+_C.SOLVER.HEADS_LR_FACTOR = 1.0
+
+_C.SOLVER.MOMENTUM = 0.9
+_C.SOLVER.NESTEROV = True
+
+_C.SOLVER.WEIGHT_DECAY = 0.0005
+_C.SOLVER.WEIGHT_DECAY_BIAS = 0.0
+# Weight decay of normalization layers (fastreid; from fast-reid's later schema).
+_C.SOLVER.WEIGHT_DECAY_NORM = 0.0005
+
+# Learning-rate schedule: MultiStepLR or CosineAnnealingLR.
+_C.SOLVER.SCHED = "MultiStepLR"
+
+# Epochs at constant learning rate before the schedule starts.
+_C.SOLVER.DELAY_EPOCHS = 0
+
+# MultiStepLR: decay factor and milestone epochs.
+_C.SOLVER.GAMMA = 0.1
+_C.SOLVER.STEPS = [30, 55]
+
+# CosineAnnealingLR: final learning rate.
+_C.SOLVER.ETA_MIN_LR = 1e-7
+
+# Warmup: start factor, length in iterations, method (linear, constant, exp).
+_C.SOLVER.WARMUP_FACTOR = 0.1
+_C.SOLVER.WARMUP_ITERS = 1000
+_C.SOLVER.WARMUP_METHOD = "linear"
+
+# Iterations during which only MODEL.FREEZE_LAYERS are trained.
+_C.SOLVER.FREEZE_ITERS = 0
+
+# Iterations during which the classifier is frozen.
+_C.SOLVER.FREEZE_FC_ITERS = 0
+
+# Gradient clipping (fastreid; from fast-reid's later schema). CLIP_TYPE: "value" or "norm".
+_C.SOLVER.CLIP_GRADIENTS = CN()
+_C.SOLVER.CLIP_GRADIENTS.ENABLED = False
+_C.SOLVER.CLIP_GRADIENTS.CLIP_TYPE = "norm"
+_C.SOLVER.CLIP_GRADIENTS.CLIP_VALUE = 5.0
+_C.SOLVER.CLIP_GRADIENTS.NORM_TYPE = 2.0
+
+# Checkpoint period in epochs.
+_C.SOLVER.CHECKPOINT_PERIOD = 20
+
+# Number of images per batch across all processes.
+_C.SOLVER.IMS_PER_BATCH = 64
+
+# ---------------------------------------------------------------------------- #
+# Test
+# ---------------------------------------------------------------------------- #
+_C.TEST = CN()
+
+# Evaluation period in epochs.
+_C.TEST.EVAL_PERIOD = 20
+
+# Number of images per batch in one process.
+_C.TEST.IMS_PER_BATCH = 64
+# Distance metric: "cosine" or "euclidean".
+_C.TEST.METRIC = "cosine"
+# Report TPR at fixed FPRs.
+_C.TEST.ROC_ENABLED = False
+# Average the features of each image and its mirror.
+_C.TEST.FLIP_ENABLED = False
+
+# Average query expansion.
+_C.TEST.AQE = CN()
+_C.TEST.AQE.ENABLED = False
+_C.TEST.AQE.ALPHA = 3.0
+_C.TEST.AQE.QE_TIME = 1
+_C.TEST.AQE.QE_K = 5
+
+# k-reciprocal re-ranking.
+_C.TEST.RERANK = CN()
+_C.TEST.RERANK.ENABLED = False
+_C.TEST.RERANK.K1 = 20
+_C.TEST.RERANK.K2 = 6
+_C.TEST.RERANK.LAMBDA = 0.3
+
+# Precise BatchNorm statistics before evaluation.
+_C.TEST.PRECISE_BN = CN()
+_C.TEST.PRECISE_BN.ENABLED = False
+_C.TEST.PRECISE_BN.DATASET = "Market1501"
+_C.TEST.PRECISE_BN.NUM_ITER = 300
+
+# ---------------------------------------------------------------------------- #
+# Misc options
+# ---------------------------------------------------------------------------- #
+# Folder of logs, checkpoints and results.
+_C.OUTPUT_DIR = "logs/"
+
+# Benchmark cudnn algorithms (useful with fixed input sizes).
+_C.CUDNN_BENCHMARK = False
+
+# Random seed (fastreid); a negative value draws a fresh seed, which is logged. Each rank adds its rank.
+_C.SEED = -1
