@@ -1,0 +1,110 @@
+"""Command-line entry points shared by the tools: argument parsing, config loading and run set-up."""
+import argparse
+import logging
+import os
+from typing import Optional
+
+import torch
+
+from fastreid.config import CfgNode, get_cfg
+from fastreid.utils import comm
+from fastreid.utils.env import collect_env_info, resolve_device, seed_all_rng
+from fastreid.utils.file_io import PathManager
+from fastreid.utils.logger import setup_logger
+
+__all__ = ["default_argument_parser", "default_setup", "save_config", "setup_cfg"]
+
+
+def default_argument_parser(description: Optional[str] = None) -> argparse.ArgumentParser:
+    """The argument parser shared by fastreid's tools.
+
+    Flags: ``--config-file``, ``--resume``, ``--eval-only``, ``--num-gpus`` (processes per machine; on CPU it
+    counts CPU processes), ``--num-machines``, ``--machine-rank``, ``--dist-url``; everything after the flags is
+    a list of ``KEY VALUE`` config overrides.
+    """
+    parser = argparse.ArgumentParser(
+        description=description or "fastreid training and evaluation",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "Examples:\n"
+            "  Train:     tools/train_net.py --config-file configs/Market1501/bagtricks_R50.yml\n"
+            "  Resume:    tools/train_net.py --config-file cfg.yml --resume\n"
+            "  Evaluate:  tools/train_net.py --config-file cfg.yml --eval-only MODEL.WEIGHTS model.pth\n"
+            "  Overrides: tools/train_net.py --config-file cfg.yml SOLVER.BASE_LR 0.001 MODEL.DEVICE cpu\n"
+        ),
+    )
+    parser.add_argument("--config-file", default="", metavar="FILE", help="path to a config file")
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUTPUT_DIR")
+    parser.add_argument("--eval-only", action="store_true", help="evaluate MODEL.WEIGHTS and exit")
+    parser.add_argument("--num-gpus", type=int, default=1, help="processes per machine (GPUs, or CPU processes)")
+    parser.add_argument("--num-machines", type=int, default=1, help="total number of machines")
+    parser.add_argument("--machine-rank", type=int, default=0, help="rank of this machine (0 .. num-machines-1)")
+    parser.add_argument(
+        "--dist-url",
+        default="auto",
+        help="URL of the rendezvous, e.g. tcp://10.0.0.1:29500; 'auto' picks a free local port (one machine only)",
+    )
+    parser.add_argument(
+        "opts",
+        default=None,
+        nargs=argparse.REMAINDER,
+        help="config overrides as KEY VALUE pairs, e.g. SOLVER.IMS_PER_BATCH 32",
+    )
+    return parser
+
+
+def setup_cfg(args: argparse.Namespace) -> CfgNode:
+    """Build the run's config: defaults, then ``args.config_file``, then ``args.opts``; frozen."""
+    cfg = get_cfg()
+    if args.config_file:
+        cfg.merge_from_file(args.config_file)
+    cfg.merge_from_list(args.opts or [])
+    cfg.freeze()
+    return cfg
+
+
+def default_setup(cfg: CfgNode, args: argparse.Namespace) -> None:
+    """Prepare a run: output folder, loggers, environment report, config dump, seed and device checks.
+
+    The full config is written to ``OUTPUT_DIR/config.yaml`` by the main process (atomically); it reloads to
+    an equal tree.
+
+    Raises:
+        ValueError: when ``MODEL.DEVICE`` names a device this machine does not have.
+    """
+    output_dir = cfg.OUTPUT_DIR
+    rank = comm.get_rank()
+    if comm.is_main_process() and output_dir:
+        PathManager.mkdirs(output_dir)
+
+    setup_logger(output_dir, distributed_rank=rank, name="fvcore")
+    logger = setup_logger(output_dir, distributed_rank=rank, name="fastreid")
+
+    logger.info("Rank of current process: %d. World size: %d", rank, comm.get_world_size())
+    logger.info("Environment info:\n%s", collect_env_info())
+    logger.info("Command line arguments: %s", args)
+    config_file = getattr(args, "config_file", "")
+    if config_file:
+        with PathManager.open(config_file, "r") as f:
+            logger.info("Contents of args.config_file=%s:\n%s", config_file, f.read())
+
+    resolve_device(cfg.MODEL.DEVICE)
+
+    if comm.is_main_process() and output_dir:
+        path = os.path.join(output_dir, "config.yaml")
+        save_config(cfg, path)
+        logger.info("Full config saved to %s", os.path.abspath(path))
+
+    seed = seed_all_rng(None if cfg.SEED < 0 else cfg.SEED + rank)
+    logger.info("Random seed of this process: %d", seed)
+
+    if not getattr(args, "eval_only", False):
+        torch.backends.cudnn.benchmark = cfg.CUDNN_BENCHMARK
+
+
+def save_config(cfg: CfgNode, path: str) -> None:
+    """Write ``cfg`` as YAML to ``path`` atomically (a temp file renamed into place)."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with PathManager.open(tmp, "w") as f:
+        f.write(cfg.dump())
+    os.replace(tmp, path)
