@@ -25,7 +25,8 @@ _C.MODEL = CN()
 _C.MODEL.DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 # Name of the meta-architecture in META_ARCH_REGISTRY.
 _C.MODEL.META_ARCHITECTURE = "Baseline"
-# Module names (prefixes) trained while the rest is frozen for SOLVER.FREEZE_ITERS iterations.
+# Module names (prefixes) frozen during the first SOLVER.FREEZE_ITERS iterations while the rest trains
+# (fast-reid's meaning: [backbone] trains the new heads first, torchreid's two-stepped transfer learning).
 _C.MODEL.FREEZE_LAYERS = [""]
 # MoCo memory size (number of queued features).
 _C.MODEL.QUEUE_SIZE = 8192
@@ -212,6 +213,43 @@ _C.DATASETS.TESTS = ("Market1501",)
 _C.DATASETS.COMBINEALL = False
 # Root folder of the datasets (fastreid); "" = $FASTREID_DATASETS, else "datasets".
 _C.DATASETS.ROOT = ""
+# Market-1501 (fastreid): add the 500k distractor images (folder images/) to the gallery.
+_C.DATASETS.MARKET1501 = CN()
+_C.DATASETS.MARKET1501.WITH_500K = False
+# CUHK03 (fastreid): labeled (True) or detected (False) boxes; classic 20-split protocol (True) or the new
+# 767/700 protocol (False); which split to use (0-based; the new protocol has one).
+_C.DATASETS.CUHK03 = CN()
+_C.DATASETS.CUHK03.LABELED = False
+_C.DATASETS.CUHK03.CLASSIC_SPLIT = False
+_C.DATASETS.CUHK03.SPLIT_ID = 0
+# Random train/test split index (0-based) of the small person sets: CUHK01, VIPeR, GRID, iLIDS, PRID (fastreid).
+_C.DATASETS.SPLIT_ID = 0
+# VehicleID test list size for "VehicleID" (fastreid): 800, 1600 or 2400 vehicles (13164 = all).
+_C.DATASETS.VEHICLEID = CN()
+_C.DATASETS.VEHICLEID.TEST_SIZE = 800
+# VeRi-Wild test list size for "VeRiWild" (fastreid): 3000, 5000 or 10000 vehicles.
+_C.DATASETS.VERIWILD = CN()
+_C.DATASETS.VERIWILD.TEST_SIZE = 3000
+# SyntheticPerson (fastreid): identities (half train, half test), cameras (2-9), images per identity,
+# image height and width in pixels, generation seed.
+_C.DATASETS.SYNTHETIC = CN()
+_C.DATASETS.SYNTHETIC.NUM_IDS = 200
+_C.DATASETS.SYNTHETIC.NUM_CAMERAS = 6
+_C.DATASETS.SYNTHETIC.IMAGES_PER_ID = 20
+_C.DATASETS.SYNTHETIC.HEIGHT = 128
+_C.DATASETS.SYNTHETIC.WIDTH = 64
+_C.DATASETS.SYNTHETIC.SEED = 0
+# CustomReID (fastreid): folder relative to DATASETS.ROOT (or absolute) holding the data. Either image folders
+# (names "<pid>_c<cam>...", e.g. 0002_c1_0001.jpg) or list files with lines "relative/path pid camid".
+# Paths inside are relative to DIR. An empty *_LIST means the matching *_DIR folder is used.
+_C.DATASETS.CUSTOM = CN()
+_C.DATASETS.CUSTOM.DIR = "custom"
+_C.DATASETS.CUSTOM.TRAIN_DIR = "train"
+_C.DATASETS.CUSTOM.QUERY_DIR = "query"
+_C.DATASETS.CUSTOM.GALLERY_DIR = "gallery"
+_C.DATASETS.CUSTOM.TRAIN_LIST = ""
+_C.DATASETS.CUSTOM.QUERY_LIST = ""
+_C.DATASETS.CUSTOM.GALLERY_LIST = ""
 
 # -----------------------------------------------------------------------------
 # DataLoader
@@ -229,6 +267,9 @@ _C.DATALOADER.NUM_WORKERS = 8
 _C.DATALOADER.SAMPLER_TRAIN = ""
 # Sampling weight of each training dataset for the set re-weight sampler ([] = by size).
 _C.DATALOADER.SET_WEIGHT = []
+# Skip unreadable/truncated images with a warning instead of failing (fastreid); a skipped sample is replaced by
+# the next readable one in the dataset.
+_C.DATALOADER.SKIP_BAD_IMAGES = False
 
 # ---------------------------------------------------------------------------- #
 # Solver
@@ -275,10 +316,10 @@ _C.SOLVER.WARMUP_FACTOR = 0.1
 _C.SOLVER.WARMUP_ITERS = 1000
 _C.SOLVER.WARMUP_METHOD = "linear"
 
-# Iterations during which only MODEL.FREEZE_LAYERS are trained.
+# Iterations (from the start) during which MODEL.FREEZE_LAYERS are frozen.
 _C.SOLVER.FREEZE_ITERS = 0
 
-# Iterations during which the classifier is frozen.
+# Iterations (at the end of training) during which the classifier is frozen.
 _C.SOLVER.FREEZE_FC_ITERS = 0
 
 # Gradient clipping (fastreid; from fast-reid's later schema). CLIP_TYPE: "value" or "norm".
