@@ -1,0 +1,163 @@
+"""Train and test data loaders.
+
+The trainer's entry points::
+
+    loader = build_reid_train_loader(cfg)          # infinite iterator of batch dicts
+    num_classes = loader.dataset.num_classes       # for MODEL.HEADS.NUM_CLASSES = 0
+    test_loader, num_query = build_reid_test_loader(cfg, dataset_name="Market1501")
+
+Batch dicts hold ``images`` (float ``B x 3 x H x W`` on the 0-255 scale), ``targets`` and ``camids`` (long
+``B``) and ``img_paths`` (list of str). For an exact resume pass ``seed`` (the sampler's
+``loader.batch_sampler.sampler.seed`` of the interrupted run) and ``start_iter`` (iterations done).
+"""
+import logging
+from typing import Callable, Optional, Sequence, Tuple
+
+from torch.utils.data import BatchSampler, DataLoader
+
+from fastreid.config import CfgNode, configurable
+from fastreid.utils import comm
+
+from .common import CommDataset
+from .datasets import build_dataset
+from .samplers import InferenceSampler, build_train_sampler, sampler_name
+from .transforms import build_transforms
+
+logger = logging.getLogger(__name__)
+
+
+def build_train_set(
+    cfg: CfgNode, names: Optional[Sequence[str]] = None, transform: Optional[Callable] = None
+) -> CommDataset:
+    """The relabelled training set of DATASETS.NAMES (or ``names``); several names train jointly.
+
+    Train ids carry a dataset-name prefix before relabelling, so ids and cameras of different datasets never
+    merge; ``set_ids`` records each sample's source dataset (the index in ``names``).
+    """
+    names = list(names if names is not None else cfg.DATASETS.NAMES)
+    items, set_ids = [], []
+    for set_id, name in enumerate(names):
+        dataset = build_dataset(name, cfg, combineall=cfg.DATASETS.COMBINEALL)
+        if not dataset.train:
+            raise ValueError(f"Dataset '{name}' has no training images; it can only be used in DATASETS.TESTS")
+        items += dataset.train
+        set_ids += [set_id] * len(dataset.train)
+    train_set = CommDataset(items, transform, relabel=True, set_ids=set_ids,
+                            skip_bad_images=cfg.DATALOADER.SKIP_BAD_IMAGES)
+    logger.info("Training on %s: %d images, %d identities, %d cameras", "+".join(names), len(train_set),
+                train_set.num_classes, train_set.num_cameras)
+    return train_set
+
+
+def _train_loader_from_config(cfg: CfgNode, *, train_set=None, transforms=None, world_size: Optional[int] = None):
+    if transforms is None:
+        transforms = build_transforms(cfg, is_train=True)
+    if train_set is None:
+        train_set = build_train_set(cfg, transform=transforms)
+    world_size = world_size or comm.get_world_size()
+    dl = cfg.DATALOADER
+    return {
+        "train_set": train_set,
+        "sampler": sampler_name(dl.SAMPLER_TRAIN, dl.PK_SAMPLER, dl.NAIVE_WAY),
+        "mini_batch_size": cfg.SOLVER.IMS_PER_BATCH // world_size,
+        "num_instance": dl.NUM_INSTANCE,
+        "set_weight": list(dl.SET_WEIGHT),
+        "num_workers": dl.NUM_WORKERS,
+        "pin_memory": str(cfg.MODEL.DEVICE).startswith("cuda"),
+        "world_size": world_size,
+    }
+
+
+@configurable(from_config=_train_loader_from_config)
+def build_reid_train_loader(
+    train_set: CommDataset,
+    *,
+    sampler: str = "TrainingSampler",
+    mini_batch_size: int,
+    num_instance: int = 4,
+    set_weight: Optional[Sequence[float]] = None,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+    seed: Optional[int] = None,
+    start_iter: int = 0,
+    rank: Optional[int] = None,
+    world_size: Optional[int] = None,
+) -> DataLoader:
+    """An infinite loader of training batches for this rank.
+
+    Call as ``build_reid_train_loader(cfg)`` (optionally with ``train_set=``, ``transforms=``, ``seed=``,
+    ``start_iter=`` overrides) or with explicit arguments.
+
+    Args:
+        train_set: relabelled training set (``relabel=True``).
+        sampler: name in SAMPLER_REGISTRY.
+        mini_batch_size: images per batch on this rank (SOLVER.IMS_PER_BATCH // world size).
+        num_instance: K of the identity samplers.
+        set_weight: per-dataset weights of SetReWeightSampler.
+        num_workers: worker processes (0 = load in the main process); workers persist across epochs.
+        pin_memory: pin batches for asynchronous copies to CUDA.
+        seed: sampler seed; None = a seed shared by all ranks (read it back from
+            ``loader.batch_sampler.sampler.seed`` to save it).
+        start_iter: iterations already done; the loader resumes the sampler stream exactly there.
+        rank, world_size: shard; default from ``fastreid.utils.comm``.
+
+    Returns:
+        A ``DataLoader`` yielding dicts: ``images`` float ``B x 3 x H x W`` (0-255), ``targets`` long ``B``,
+        ``camids`` long ``B``, ``img_paths`` list[str]. ``loader.dataset.num_classes`` is the number of
+        training identities.
+    """
+    index_sampler = build_train_sampler(
+        sampler, train_set, mini_batch_size=mini_batch_size, num_instance=num_instance, set_weight=set_weight,
+        seed=seed, rank=rank, world_size=world_size, start=start_iter * mini_batch_size,
+    )
+    return DataLoader(
+        train_set,
+        batch_sampler=BatchSampler(index_sampler, mini_batch_size, drop_last=True),
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+        pin_memory=pin_memory,
+    )
+
+
+def build_test_set(cfg: CfgNode, dataset_name: str, transform: Optional[Callable] = None) -> Tuple[CommDataset, int]:
+    """Query followed by gallery of ``dataset_name`` with raw ids, and the number of queries."""
+    dataset = build_dataset(dataset_name, cfg)
+    if not dataset.query or not dataset.gallery:
+        raise ValueError(f"Dataset '{dataset_name}' has no query/gallery; it can only be used in DATASETS.NAMES")
+    test_set = CommDataset(dataset.query + dataset.gallery, transform, relabel=False,
+                           skip_bad_images=cfg.DATALOADER.SKIP_BAD_IMAGES)
+    return test_set, len(dataset.query)
+
+
+def _test_loader_from_config(cfg: CfgNode, *, dataset_name: Optional[str] = None, test_set=None, num_query=None,
+                             transforms=None):
+    if test_set is None:
+        if dataset_name is None:
+            raise ValueError("build_reid_test_loader(cfg) needs dataset_name= (one of DATASETS.TESTS)")
+        test_set, num_query = build_test_set(cfg, dataset_name, transforms or build_transforms(cfg, is_train=False))
+    return {"test_set": test_set, "num_query": num_query, "batch_size": cfg.TEST.IMS_PER_BATCH,
+            "num_workers": cfg.DATALOADER.NUM_WORKERS}
+
+
+@configurable(from_config=_test_loader_from_config)
+def build_reid_test_loader(
+    test_set: CommDataset,
+    num_query: int,
+    *,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    rank: Optional[int] = None,
+    world_size: Optional[int] = None,
+) -> Tuple[DataLoader, int]:
+    """A loader over query then gallery, in order, sharded by rank without drops or duplicates.
+
+    Call as ``build_reid_test_loader(cfg, dataset_name="Market1501")`` or with explicit arguments.
+
+    Returns:
+        ``(loader, num_query)``: batches as in :func:`build_reid_train_loader` (raw ``targets``/``camids``);
+        the first ``num_query`` samples of the whole set are queries.
+    """
+    sampler = InferenceSampler(len(test_set), rank=rank, world_size=world_size)
+    loader = DataLoader(test_set, batch_sampler=BatchSampler(sampler, batch_size, drop_last=False),
+                        num_workers=num_workers)
+    return loader, num_query

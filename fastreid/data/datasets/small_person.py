@@ -1,0 +1,165 @@
+"""Small person re-id sets: CUHK01, VIPeR, GRID, iLIDS, PRID (single-shot), SenseReID and CUHK-SYSU crops.
+
+CUHK01, VIPeR, GRID, iLIDS and PRID have no fixed train/test split: ``split_id`` seeds a random half/half
+identity split (the protocol of torchreid), the same on every machine. Query images come from the first
+camera of a test id and gallery images from the other; GRID's and PRID's gallery-only identities (GRID's
+pid 0 distractors, PRID's cam_b ids above 200) stay in the gallery. SenseReID is test-only and CUHK-SYSU
+train-only.
+"""
+import os
+import re
+from collections import defaultdict
+from typing import Dict, List, Sequence, Set, Tuple
+
+import numpy as np
+
+from .bases import ImageDataset, Record, find_dataset_dir, list_images, require_paths
+from .build import DATASET_REGISTRY
+
+
+def split_ids(pids: Sequence[int], split_id: int, num_train: int = -1) -> Tuple[Set[int], Set[int]]:
+    """Random identity split seeded by ``split_id``: ``(train ids, test ids)``; ``num_train`` -1 = half."""
+    unique = sorted(set(pids))
+    num_train = len(unique) // 2 if num_train < 0 else num_train
+    order = np.random.default_rng(split_id).permutation(unique).tolist()
+    return set(order[:num_train]), set(order[num_train:])
+
+
+class SplitDataset(ImageDataset):
+    """Base of sets with a random split: subclasses return all records from :meth:`load`."""
+
+    dataset_dirs: Tuple[str, ...] = ()
+
+    def __init__(self, root: str = "datasets", split_id: int = 0, **kwargs) -> None:
+        self.data_dir = find_dataset_dir(root, self.dataset_dirs, self.dataset_name)
+        records, gallery_only = self.load()
+        train_ids, test_ids = split_ids([r[1] for r in records], split_id)
+        train = [r for r in records if r[1] in train_ids]
+        query = [r for r in records if r[1] in test_ids and r[2] == 0]
+        gallery = [r for r in records if r[1] in test_ids and r[2] != 0] + gallery_only
+        super().__init__(train, query, gallery, **kwargs)
+
+    @classmethod
+    def from_config(cls, cfg) -> dict:
+        return {"split_id": cfg.DATASETS.SPLIT_ID}
+
+    def load(self) -> Tuple[List[Record], List[Record]]:
+        """``(records of split identities, gallery-only records)``; camera 0 is the query camera."""
+        raise NotImplementedError
+
+    def _dir(self, *parts: str) -> str:
+        path = os.path.join(self.data_dir, *parts)
+        require_paths(self.dataset_name, path)
+        return path
+
+
+@DATASET_REGISTRY.register()
+class CUHK01(SplitDataset):
+    """CUHK01: 971 ids, 2 cameras; ``campus/NNNNMMM.png`` where images 1-2 of an id are camera A, 3-4 B."""
+
+    dataset_dirs = ("cuhk01",)
+
+    def load(self):
+        records = []
+        for path in list_images(self._dir("campus")):
+            name = os.path.basename(path)
+            records.append((path, int(name[:4]), (int(name[4:7]) - 1) // 2))
+        return records, []
+
+
+@DATASET_REGISTRY.register()
+class VIPeR(SplitDataset):
+    """VIPeR: 632 ids, one image in each of ``VIPeR/cam_a`` and ``VIPeR/cam_b``, paired by sorted order."""
+
+    dataset_dirs = ("viper",)
+
+    def load(self):
+        cam_a, cam_b = list_images(self._dir("VIPeR", "cam_a")), list_images(self._dir("VIPeR", "cam_b"))
+        if len(cam_a) != len(cam_b):
+            raise ValueError(f"VIPeR: cam_a has {len(cam_a)} images but cam_b {len(cam_b)}; they must pair up")
+        return [(p, pid, cam) for cam, paths in enumerate((cam_a, cam_b)) for pid, p in enumerate(paths)], []
+
+
+@DATASET_REGISTRY.register()
+class GRID(SplitDataset):
+    """GRID: ``underground_reid/{probe,gallery}/<pid>_<cam>_....jpeg``; 250 paired ids, pid 0 = distractor."""
+
+    dataset_dirs = ("grid",)
+
+    def load(self):
+        records, distractors = [], []
+        for cam_role, sub in enumerate(("probe", "gallery")):
+            for path in list_images(self._dir("underground_reid", sub)):
+                pid = int(os.path.basename(path).split("_")[0])
+                if pid == 0:
+                    distractors.append((path, 0, 1))
+                else:
+                    records.append((path, pid, cam_role))
+        return records, distractors
+
+
+@DATASET_REGISTRY.register()
+class iLIDS(SplitDataset):  # noqa: N801  (the dataset's own spelling)
+    """QMUL i-LIDS: ``i-LIDS_Pedestrian/Persons/NNNNMMM.jpg``, 119 ids; an id's first image is the query."""
+
+    dataset_dirs = ("ilids",)
+
+    def load(self):
+        by_pid: Dict[int, List[str]] = defaultdict(list)
+        for path in list_images(self._dir("i-LIDS_Pedestrian", "Persons")):
+            by_pid[int(os.path.basename(path)[:4])].append(path)
+        return [(p, pid, int(i > 0)) for pid, paths in by_pid.items() for i, p in enumerate(paths)], []
+
+
+@DATASET_REGISTRY.register()
+class PRID(SplitDataset):
+    """PRID 2011 single-shot: ``prid_2011/single_shot/cam_{a,b}/person_NNNN.png``; ids 1-200 appear in both."""
+
+    dataset_dirs = ("prid2011",)
+    num_paired = 200
+
+    def load(self):
+        records, gallery_only = [], []
+        for cam, sub in enumerate(("cam_a", "cam_b")):
+            for path in list_images(self._dir("prid_2011", "single_shot", sub)):
+                pid = int(re.findall(r"\d+", os.path.basename(path))[0])
+                if pid <= self.num_paired:
+                    records.append((path, pid, cam))
+                elif cam == 1:
+                    gallery_only.append((path, pid, cam))
+        return records, gallery_only
+
+
+@DATASET_REGISTRY.register()
+class SenseReID(ImageDataset):
+    """SenseReID (test only): ``SenseReID/{test_probe,test_gallery}/<pid>_<cam>.jpg``."""
+
+    def __init__(self, root: str = "datasets", **kwargs) -> None:
+        data_dir = find_dataset_dir(root, ("sensereid",), self.dataset_name)
+        dirs = [os.path.join(data_dir, "SenseReID", d) for d in ("test_probe", "test_gallery")]
+        require_paths(self.dataset_name, *dirs)
+        query, gallery = (self._parse(d) for d in dirs)
+        gallery_ids = {r[1] for r in gallery}
+        super().__init__([], [r for r in query if r[1] in gallery_ids], gallery, **kwargs)
+
+    @staticmethod
+    def _parse(folder: str) -> List[Record]:
+        return [(p, *(int(v) for v in os.path.splitext(os.path.basename(p))[0].split("_")[:2])) for p in
+                list_images(folder)]
+
+
+@DATASET_REGISTRY.register()
+class CUHKSYSU(ImageDataset):
+    """CUHK-SYSU person crops (train only): ``cropped_images/p<pid>_s<scene>.jpg``, one camera."""
+
+    def __init__(self, root: str = "datasets", **kwargs) -> None:
+        data_dir = find_dataset_dir(root, ("CUHK-SYSU", "cuhksysu"), self.dataset_name)
+        folder = os.path.join(data_dir, "cropped_images")
+        require_paths(self.dataset_name, folder)
+        train = []
+        for path in list_images(folder):
+            match = re.match(r"p(\d+)_s(\d+)", os.path.basename(path))
+            if match is None:
+                raise ValueError(f"CUHKSYSU: cannot parse 'p<pid>_s<scene>' from {path}")
+            train.append((path, int(match.group(1)), 0))
+        super().__init__(train, [], [], **kwargs)

@@ -1,0 +1,5 @@
+"""Index samplers of the data loaders."""
+from .build import SAMPLER_REGISTRY, build_train_sampler, sampler_name
+from .data_sampler import InferenceSampler, InfiniteSampler, TrainingSampler
+from .imbalance_sampler import ImbalancedDatasetSampler
+from .triplet_sampler import BalancedIdentitySampler, IdentitySampler, NaiveIdentitySampler, SetReWeightSampler
