@@ -1,0 +1,14 @@
+"""Backbones, registered in ``BACKBONE_REGISTRY`` by their builder's name."""
+from .build import BACKBONE_REGISTRY, build_backbone
+from .resnest import build_resnest_backbone
+from .resnet import ResNet, build_resnet_backbone
+from .resnext import build_resnext_backbone
+
+__all__ = [
+    "BACKBONE_REGISTRY",
+    "ResNet",
+    "build_backbone",
+    "build_resnest_backbone",
+    "build_resnet_backbone",
+    "build_resnext_backbone",
+]
