@@ -1,0 +1,171 @@
+"""Benchmark of fastreid.evaluation against the reference designs (not a test).
+
+Every stage runs in its own spawned process so that its peak RSS is its own; inputs are
+regenerated deterministically in each process (clustered random features: identity
+centroids + camera offsets + per-sample noise, L2-normalised, float32).
+
+Usage::
+
+    python benchmarks/bench_eval.py --shapes market            # ~10 min on 2 cores
+    python benchmarks/bench_eval.py --shapes msmt --stages distance,rank_cython,evaluate
+
+Baselines implemented here:
+  (a) ``baseline_rank``: full ``np.argsort`` of the distance matrix, then the per-query
+      NumPy loop of the reference Python evaluator (the loop torchreid/fast-reid fall back
+      to without Cython); the argsort time is reported separately.
+  (b) ``baseline_rerank``: the original dense re-ranking (tests/evaluation/reference.py).
+"""
+import argparse
+import json
+import multiprocessing as mp
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHAPES = {
+    # name: (num_query, num_gallery, num_ids, num_cams)
+    "market": (3368, 15913, 751, 6),
+    "msmt": (11659, 82161, 3060, 15),
+}
+DIM = 2048
+ALL_STAGES = ("matmul_floor", "distance", "rank_cython", "rank_vectorised", "baseline_rank", "aqe",
+              "evaluate", "rerank", "baseline_rerank")
+
+
+def make_features(shape: str, seed: int = 0):
+    nq, ng, nids, ncams = SHAPES[shape]
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(nids, DIM, generator=g)
+    cams = torch.randn(ncams, DIM, generator=g)
+
+    def sample(n):
+        pids = torch.randint(0, nids, (n,), generator=g)
+        camids = torch.randint(0, ncams, (n,), generator=g)
+        sigma = 1.2 + 1.8 * torch.rand(n, 1, generator=g)
+        feats = centres[pids] + 0.6 * cams[camids] + sigma * torch.randn(n, DIM, generator=g)
+        return torch.nn.functional.normalize(feats, dim=1), pids.numpy(), camids.numpy()
+
+    return sample(nq), sample(ng)
+
+
+def _rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def _summary(cmc, ap, inp):
+    return {"R1": float(cmc[0]), "R10": float(cmc[9]), "mAP": float(np.mean(ap)), "mINP": float(np.mean(inp))}
+
+
+def baseline_rank_loop(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50):
+    """Reference design (a): full argsort, then a per-query NumPy loop."""
+    t0 = time.perf_counter()
+    indices = np.argsort(distmat, axis=1, kind="stable")
+    t_sort = time.perf_counter() - t0
+    matches = (g_pids[indices] == q_pids[:, None]).astype(np.int32)
+    all_cmc, all_ap, all_inp = [], [], []
+    for q in range(distmat.shape[0]):
+        order = indices[q]
+        keep = ~((g_pids[order] == q_pids[q]) & (g_camids[order] == q_camids[q]))
+        raw = matches[q][keep]
+        if not raw.any():
+            continue
+        cmc = raw.cumsum()
+        last = np.flatnonzero(raw)[-1]
+        all_inp.append(cmc[last] / (last + 1.0))
+        cmc[cmc > 1] = 1
+        all_cmc.append(cmc[:max_rank])
+        precision = raw.cumsum() / np.arange(1, len(raw) + 1.0)
+        all_ap.append((precision * raw).sum() / raw.sum())
+    return np.mean(all_cmc, axis=0), np.array(all_ap), np.array(all_inp), t_sort
+
+
+def run_stage(stage: str, shape: str, queue) -> None:
+    sys.path.insert(0, str(ROOT / "tests" / "evaluation"))
+    from fastreid.evaluation import (ReidEvaluator, average_query_expansion, compute_distance_matrix,
+                                     evaluate_rank, re_ranking)
+
+    (qf, qp, qc), (gf, gp, gc) = make_features(shape)
+    out = {}
+    if stage in ("rank_cython", "rank_vectorised", "baseline_rank"):
+        dist = compute_distance_matrix(qf, gf, "cosine").numpy()
+    rss0 = _rss_gib()
+    t0 = time.perf_counter()
+    if stage == "matmul_floor":
+        a, b = torch.randn(3368, DIM), torch.randn(DIM, 15913)
+        for dtype in (torch.float32, torch.bfloat16):
+            x, y = a.to(dtype), b.to(dtype)
+            x @ y
+            t = time.perf_counter()
+            for _ in range(3):
+                x @ y
+            sec = (time.perf_counter() - t) / 3
+            out[str(dtype)] = {"sec": sec, "gflops": 2 * 3368 * DIM * 15913 / sec / 1e9}
+    elif stage == "distance":
+        compute_distance_matrix(qf, gf, "cosine")
+    elif stage in ("rank_cython", "rank_vectorised"):
+        out.update(_summary(*evaluate_rank(dist, qp, gp, qc, gc, use_cython=stage == "rank_cython")))
+    elif stage == "baseline_rank":
+        cmc, ap, inp, t_sort = baseline_rank_loop(dist, qp, gp, qc, gc)
+        out.update(_summary(cmc, ap, inp), argsort_sec=t_sort)
+    elif stage == "aqe":
+        average_query_expansion(qf, gf, qe_times=1, qe_k=5, alpha=3.0)
+    elif stage == "evaluate":
+        ev = ReidEvaluator(num_query=len(qp), metric="cosine")
+        feats = torch.cat([qf, gf])
+        pids, camids = torch.from_numpy(np.concatenate([qp, gp])), torch.from_numpy(np.concatenate([qc, gc]))
+        for s in range(0, len(feats), 256):
+            ev.process({"targets": pids[s:s + 256], "camids": camids[s:s + 256]}, feats[s:s + 256])
+        t0 = time.perf_counter()  # time evaluate() only
+        res = ev.evaluate()
+        out.update({"R1": res["Rank-1"] / 100, "mAP": res["mAP"] / 100, "mINP": res["mINP"] / 100})
+    elif stage == "rerank":
+        final = re_ranking(qf, gf, "cosine", 20, 6, 0.3)
+        out["sec_only"] = time.perf_counter() - t0
+        np.save(f"/tmp/bench_rerank_{shape}.npy", final.numpy())
+        out.update(_summary(*evaluate_rank(final, qp, gp, qc, gc)))
+    elif stage == "baseline_rerank":
+        from reference import dense_re_ranking
+
+        d = lambda a, b: compute_distance_matrix(a, b, "cosine").numpy()  # noqa: E731
+        final = dense_re_ranking(d(qf, gf), d(qf, qf), d(gf, gf), 20, 6, 0.3)
+        out["sec_only"] = time.perf_counter() - t0
+        mine = Path(f"/tmp/bench_rerank_{shape}.npy")
+        if mine.exists():
+            out["max_abs_diff_vs_fastreid"] = float(np.abs(np.load(mine) - final).max())
+        out.update(_summary(*evaluate_rank(final, qp, gp, qc, gc)))
+    out["sec"] = out.pop("sec_only", time.perf_counter() - t0)
+    out["peak_rss_gib"] = _rss_gib()
+    out["rss_before_gib"] = rss0
+    queue.put(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", default="market", help="comma list of: " + ",".join(SHAPES))
+    parser.add_argument("--stages", default=",".join(ALL_STAGES))
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--out", default=None, help="JSON file for the results")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    ctx = mp.get_context("spawn")
+    results = {}
+    for shape in args.shapes.split(","):
+        for stage in args.stages.split(","):
+            queue = ctx.Queue()
+            proc = ctx.Process(target=run_stage, args=(stage, shape, queue))
+            proc.start()
+            res = queue.get()
+            proc.join()
+            results[f"{shape}/{stage}"] = res
+            print(f"{shape:7s} {stage:16s} " + json.dumps(res), flush=True)
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

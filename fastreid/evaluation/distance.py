@@ -1,0 +1,91 @@
+"""Distance matrices between feature sets, computed in row chunks on the features' device.
+
+* ``"cosine"``: ``1 - <q, g>`` of L2-normalised features.
+* ``"euclidean"``: squared Euclidean distance ``|q|^2 + |g|^2 - 2 <q, g>`` (fast-reid and
+  torchreid rank on the squared distance; the order is the same).
+
+The Jaccard distance of k-reciprocal re-ranking lives in :mod:`fastreid.evaluation.rerank`.
+"""
+from typing import Iterator, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["METRICS", "prepare_features", "iter_distance_chunks", "compute_distance_matrix", "pair_distance"]
+
+METRICS = ("cosine", "euclidean")
+
+# Query rows per chunk: 1024 x 100k gallery float32 is 400 MB.
+DEFAULT_CHUNK = 1024
+
+
+def _check_metric(metric: str) -> None:
+    if metric not in METRICS:
+        raise ValueError(f"Unknown distance metric {metric!r}; expected one of {METRICS}.")
+
+
+def prepare_features(feat: torch.Tensor, metric: str) -> torch.Tensor:
+    """Returns float features ready for :func:`iter_distance_chunks` (normalised for cosine)."""
+    _check_metric(metric)
+    feat = feat.float() if feat.dtype != torch.float64 else feat
+    return F.normalize(feat, dim=1) if metric == "cosine" else feat
+
+
+def iter_distance_chunks(query: torch.Tensor, gallery: torch.Tensor, metric: str,
+                         chunk_size: int = DEFAULT_CHUNK,
+                         prepared: bool = False) -> Iterator[Tuple[int, torch.Tensor]]:
+    """Yields ``(row_offset, distances)`` for consecutive query chunks.
+
+    Args:
+        query: (Q, D) features.
+        gallery: (G, D) features on the same device.
+        metric: ``"cosine"`` or ``"euclidean"``.
+        chunk_size: query rows per chunk.
+        prepared: features were already passed through :func:`prepare_features`.
+
+    Yields:
+        offset and a (c, G) distance tensor (float32 for float32 features).
+    """
+    if not prepared:
+        query, gallery = prepare_features(query, metric), prepare_features(gallery, metric)
+    g_t = gallery.t()
+    g_sq = gallery.pow(2).sum(1) if metric == "euclidean" else None
+    for start in range(0, query.shape[0], chunk_size):
+        q = query[start:start + chunk_size]
+        if metric == "cosine":
+            dist = torch.addmm(torch.ones((), dtype=q.dtype, device=q.device), q, g_t, alpha=-1)
+        else:
+            dist = torch.addmm(q.pow(2).sum(1, keepdim=True) + g_sq, q, g_t, alpha=-2)
+        yield start, dist
+
+
+def compute_distance_matrix(query: torch.Tensor, gallery: torch.Tensor, metric: str = "cosine",
+                            chunk_size: int = DEFAULT_CHUNK, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Full (Q, G) distance matrix, filled chunk by chunk.
+
+    Args:
+        query: (Q, D) features.
+        gallery: (G, D) features.
+        metric: ``"cosine"`` or ``"euclidean"``.
+        chunk_size: query rows per matmul.
+        out: optional preallocated (Q, G) tensor.
+
+    Returns:
+        (Q, G) distances on the features' device.
+    """
+    if out is None:
+        dtype = torch.float64 if query.dtype == torch.float64 else torch.float32
+        out = torch.empty((query.shape[0], gallery.shape[0]), dtype=dtype, device=query.device)
+    for start, dist in iter_distance_chunks(query, gallery, metric, chunk_size):
+        out[start:start + dist.shape[0]] = dist
+    return out
+
+
+def pair_distance(a: torch.Tensor, b: torch.Tensor, metric: str, prepared: bool = True) -> torch.Tensor:
+    """Distances between matching rows: (n, D), (n, D) -> (n,)."""
+    if not prepared:
+        a, b = prepare_features(a, metric), prepare_features(b, metric)
+    dot = (a * b).sum(1)
+    if metric == "cosine":
+        return 1 - dot
+    return a.pow(2).sum(1) + b.pow(2).sum(1) - 2 * dot

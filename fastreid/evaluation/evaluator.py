@@ -1,0 +1,103 @@
+"""Evaluator protocol and the inference loop that feeds it."""
+import logging
+import time
+from collections import OrderedDict
+from contextlib import contextmanager
+from typing import Any, Dict, Iterable, Mapping
+
+import torch
+from tabulate import tabulate
+from tqdm import tqdm
+
+from fastreid.utils import comm
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DatasetEvaluator", "inference_on_dataset", "inference_context", "print_csv_format"]
+
+
+class DatasetEvaluator:
+    """Base class: accumulates model outputs over a dataset and computes metrics.
+
+    ``reset`` is called before inference, ``process`` on every batch and ``evaluate``
+    once at the end (on every process; non-main processes may return ``{}``).
+    """
+
+    def reset(self) -> None:
+        """Clears the state before a new round of inference."""
+
+    def process(self, inputs: Mapping[str, Any], outputs: Any) -> None:
+        """Consumes one batch: ``inputs`` as given to the model, ``outputs`` its result."""
+
+    def evaluate(self) -> Dict[str, Any]:
+        """Returns metrics as an ordered ``{name: value}`` dict."""
+        raise NotImplementedError
+
+
+@contextmanager
+def inference_context(model: torch.nn.Module):
+    """Puts ``model`` in eval mode for the block and restores its training flag after."""
+    training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(training)
+
+
+def _flip_average(model: torch.nn.Module, inputs: Dict[str, Any], feats: torch.Tensor) -> torch.Tensor:
+    flipped = dict(inputs)
+    flipped["images"] = inputs["images"].flip(dims=[3])
+    return (feats + model(flipped)) / 2
+
+
+def inference_on_dataset(model: torch.nn.Module, data_loader: Iterable[Dict[str, Any]],
+                         evaluator: DatasetEvaluator, flip_test: bool = False) -> Dict[str, Any]:
+    """Runs ``model`` over ``data_loader`` and evaluates its outputs.
+
+    Args:
+        model: maps an input dict (``"images"``: (B, 3, H, W) float 0-255, plus labels)
+            to (B, D) features. Run under ``torch.no_grad`` in eval mode; the training
+            flag is restored afterwards.
+        data_loader: iterable of input dicts (every process gets its own shard).
+        evaluator: receives ``process(inputs, features)`` for every batch.
+        flip_test: average the features of each image and its horizontal mirror.
+
+    Returns:
+        ``evaluator.evaluate()`` (``{}`` on non-main processes for reid evaluation).
+    """
+    total = len(data_loader) if hasattr(data_loader, "__len__") else None
+    logger.info("Start inference on %s batches", total if total is not None else "?")
+    evaluator.reset()
+    start = time.perf_counter()
+    num_images = 0
+    with inference_context(model), torch.no_grad():
+        for inputs in tqdm(data_loader, total=total, disable=not comm.is_main_process(),
+                           desc="Inference", leave=False):
+            outputs = model(inputs)
+            if flip_test:
+                outputs = _flip_average(model, inputs, outputs)
+            evaluator.process(inputs, outputs)
+            num_images += len(outputs)
+    elapsed = time.perf_counter() - start
+    logger.info("Inference done: %d images in %.2f s (%.1f images/s per process)", num_images, elapsed,
+                num_images / max(elapsed, 1e-9))
+    results = evaluator.evaluate()
+    return results if results is not None else {}
+
+
+def print_csv_format(results: Mapping[str, Any]) -> str:
+    """Logs ``results`` as a one-row table (and returns it).
+
+    Args:
+        results: ``{metric: value}``, or ``{dataset: {metric: value}}`` for one row per dataset.
+    """
+    if results and all(isinstance(v, Mapping) for v in results.values()):
+        rows = OrderedDict(results)
+    else:
+        rows = OrderedDict([("", results)])
+    metrics = list(next(iter(rows.values())).keys()) if rows else []
+    table = tabulate([[name] + [v.get(m) for m in metrics] for name, v in rows.items()],
+                     headers=["Dataset"] + metrics, tablefmt="pipe", floatfmt=".2f", numalign="left")
+    logger.info("Evaluation results in csv format:\n%s", table)
+    return table
