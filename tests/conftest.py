@@ -1,7 +1,12 @@
-"""Fixtures shared by the whole test suite."""
+"""Fixtures and settings shared by the whole test suite."""
 import logging
 
 import pytest
+import torch
+
+# Tests use tiny tensors, for which one thread is as fast as several; it also avoids the severe slow-down of
+# spinning intra-op threads when the machine's few cores are shared with other processes.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

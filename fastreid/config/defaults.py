@@ -331,6 +331,10 @@ _C.SOLVER.CLIP_GRADIENTS.NORM_TYPE = 2.0
 
 # Checkpoint period in epochs.
 _C.SOLVER.CHECKPOINT_PERIOD = 20
+# Additional checkpoint period in iterations, for mid-epoch resume (fastreid); 0 = none.
+_C.SOLVER.CHECKPOINT_PERIOD_ITERS = 0
+# Period of the console / metrics.json / tensorboard writers, in iterations (fastreid).
+_C.SOLVER.LOG_PERIOD = 20
 
 # Number of images per batch across all processes.
 _C.SOLVER.IMS_PER_BATCH = 64
@@ -365,6 +369,15 @@ _C.TEST.RERANK.ENABLED = False
 _C.TEST.RERANK.K1 = 20
 _C.TEST.RERANK.K2 = 6
 _C.TEST.RERANK.LAMBDA = 0.3
+
+# (fastreid) Rank from a faiss top-k search; CMC/mAP/mINP stay exact (float64 re-check of the
+# candidates, full-row fallback per query). Ignored with RERANK or ROC_ENABLED.
+_C.TEST.FAISS = CN()
+_C.TEST.FAISS.ENABLED = False
+# (fastreid) Gallery neighbours searched per query (count; raised to the CMC length).
+_C.TEST.FAISS.TOPK = 100
+# (fastreid) Use a GPU index when faiss-gpu and CUDA exist (bool); False forces the CPU index.
+_C.TEST.FAISS.USE_GPU = True
 
 # Precise BatchNorm statistics before evaluation.
 _C.TEST.PRECISE_BN = CN()

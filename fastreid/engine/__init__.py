@@ -1,1 +1,18 @@
+"""Training: the train loop and hooks, ``DefaultTrainer``, launch, and command-line set-up."""
+from .defaults import default_argument_parser, default_setup, setup_cfg
+from .hooks import HookBase
+from .launch import launch
+from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
+from .trainer import DefaultTrainer
 
+__all__ = [
+    "AMPTrainer",
+    "DefaultTrainer",
+    "HookBase",
+    "SimpleTrainer",
+    "TrainerBase",
+    "default_argument_parser",
+    "default_setup",
+    "launch",
+    "setup_cfg",
+]

@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
+from fastreid.modeling.freeze import FrozenLayers, freeze_layers, select_modules, unfreeze_layers
 from fastreid.utils import comm
 from fastreid.utils.checkpoint import Checkpointer
 from fastreid.utils.events import EventStorage, EventWriter
@@ -371,11 +372,12 @@ class LayerFreeze(HookBase):
     """Trains without the listed layers for the first iterations, and without the classifier for the last.
 
     For the first ``freeze_iters`` iterations the modules named in ``freeze_layers`` (qualified names such as
-    "backbone" or "backbone.layer1", fast-reid's MODEL.FREEZE_LAYERS) get ``requires_grad=False`` and their
-    normalization layers run in eval mode; afterwards they are opened again. For the last
-    ``fc_freeze_iters`` iterations (fast-reid's SOLVER.FREEZE_FC_ITERS) the parameters of the module named
-    ``classifier`` are frozen. Parameters without a gradient are skipped by the optimizer, so frozen weights
-    do not change. Under DistributedDataParallel build the wrapper with ``find_unused_parameters=True``.
+    "backbone" or "backbone.layer1", fast-reid's MODEL.FREEZE_LAYERS) are frozen with
+    :func:`fastreid.modeling.freeze.freeze_layers` (no gradients, norm layers in eval mode); afterwards exactly
+    what was frozen is opened again. For the last ``fc_freeze_iters`` iterations (fast-reid's
+    SOLVER.FREEZE_FC_ITERS) the parameters of the module named ``classifier`` are frozen. Parameters without a
+    gradient are skipped by the optimizer, so frozen weights do not change. Under DistributedDataParallel build
+    the wrapper with ``find_unused_parameters=True``.
     """
 
     def __init__(
@@ -393,52 +395,37 @@ class LayerFreeze(HookBase):
             freeze_iters: number of first iterations with those layers frozen.
             fc_freeze_iters: number of last iterations with the classifier frozen.
             classifier: qualified name of the classifier module.
+
+        Raises:
+            KeyError: when a name in ``freeze_layers`` or ``classifier`` (if used) is not a module of the model.
         """
         self.model = _unwrap(model)
         self.freeze_iters = int(freeze_iters)
         self.fc_freeze_iters = int(fc_freeze_iters)
-        self.classifier = classifier
-        self._frozen_modules = []
-        for name in (n for n in freeze_layers if n):
-            try:
-                self._frozen_modules.append((name, self.model.get_submodule(name)))
-            except AttributeError:
-                logger.warning("LayerFreeze: the model has no module '%s'; it is not frozen.", name)
-        self.is_frozen = False
+        self.freeze_names = [n for n in freeze_layers if n]
+        select_modules(self.model, self.freeze_names)  # fail now, not at the first step
+        self.classifier = select_modules(self.model, [classifier])[classifier] if self.fc_freeze_iters > 0 else None
+        self._frozen: Optional[FrozenLayers] = None
         self.fc_frozen = False
 
     def before_step(self) -> None:
         it = self.trainer.iter
-        if it < self.freeze_iters and not self.is_frozen and self._frozen_modules:
-            self._set_frozen(True)
-            logger.info("Freezing %s for the first %d iterations.", [n for n, _ in self._frozen_modules], self.freeze_iters)
-        elif it >= self.freeze_iters and self.is_frozen:
-            self._set_frozen(False)
-            logger.info("Opening %s for training.", [n for n, _ in self._frozen_modules])
-        if self.is_frozen:
+        if it < self.freeze_iters and self._frozen is None and self.freeze_names:
+            self._frozen = freeze_layers(self.model, self.freeze_names)
+            logger.info("Freezing %s for the first %d iterations.", self.freeze_names, self.freeze_iters)
+        elif it >= self.freeze_iters and self._frozen is not None:
+            unfreeze_layers(self.model, self._frozen)
+            self._frozen = None
+            logger.info("Opening %s for training.", self.freeze_names)
+        if self._frozen is not None:
             # Evaluation in between may have put the whole model back in training mode.
-            for _, module in self._frozen_modules:
+            for module in self._frozen.modules.values():
                 module.eval()
-        if self.fc_freeze_iters > 0 and not self.fc_frozen and self.trainer.max_iter - it <= self.fc_freeze_iters:
-            self._freeze_classifier()
-
-    def _set_frozen(self, frozen: bool) -> None:
-        for _, module in self._frozen_modules:
-            module.train(not frozen)
-            for p in module.parameters():
-                p.requires_grad_(not frozen)
-        self.is_frozen = frozen
-
-    def _freeze_classifier(self) -> None:
-        try:
-            module = self.model.get_submodule(self.classifier)
-        except AttributeError:
-            logger.warning("LayerFreeze: the model has no classifier module '%s'; it is not frozen.", self.classifier)
-        else:
-            for p in module.parameters():
+        if self.classifier is not None and not self.fc_frozen and self.trainer.max_iter - it <= self.fc_freeze_iters:
+            for p in self.classifier.parameters():
                 p.requires_grad_(False)
-            logger.info("Freezing %s for the last %d iterations.", self.classifier, self.fc_freeze_iters)
-        self.fc_frozen = True
+            self.fc_frozen = True
+            logger.info("Freezing the classifier for the last %d iterations.", self.fc_freeze_iters)
 
 
 class PeriodicWriter(HookBase):

@@ -55,7 +55,7 @@ def test_layer_freeze_then_open_and_last_iters_classifier_freeze():
     model = trainer.model
     states = {}
     trainer.register_hooks([
-        hooks.LayerFreeze(model, ["backbone", "", "missing"], freeze_iters=3, fc_freeze_iters=2),
+        hooks.LayerFreeze(model, ["backbone", ""], freeze_iters=3, fc_freeze_iters=2),
         hooks.CallbackHook(after_step=lambda t: states.__setitem__(
             t.iter, (_state(model.backbone), _state(model.heads.classifier), model.backbone[1].training))),
     ])
@@ -68,6 +68,14 @@ def test_layer_freeze_then_open_and_last_iters_classifier_freeze():
     assert not _same(states[5][1], states[4][1])
     assert _same(states[6][1], states[5][1]) and _same(states[7][1], states[5][1])  # last 2 iters frozen
     assert not _same(states[7][0], states[6][0])
+
+
+def test_layer_freeze_rejects_unknown_module_names():
+    model = _trainer().model
+    with pytest.raises(KeyError, match="missing"):
+        hooks.LayerFreeze(model, ["backbone", "missing"], freeze_iters=3)
+    with pytest.raises(KeyError, match="fc"):
+        hooks.LayerFreeze(model, ["backbone"], freeze_iters=0, fc_freeze_iters=2, classifier="fc")
 
 
 def test_eval_hook_best_checkpointer_and_writer(tmp_path):

@@ -1,0 +1,96 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from fastreid.engine import DefaultTrainer, default_argument_parser, default_setup
+from fastreid.utils.checkpoint import Checkpointer
+
+sys.path.insert(0, str(Path(__file__).parent))
+from trainer_utils import tiny_cfg, tiny_overrides  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _setup(cfg):
+    default_setup(cfg, default_argument_parser().parse_args([]))
+
+
+def test_default_trainer_trains_evaluates_and_writes_outputs(tmp_path):
+    cfg = tiny_cfg(str(tmp_path / "data"), str(tmp_path / "out"))
+    _setup(cfg)
+    trainer = DefaultTrainer(cfg)
+    assert trainer.cfg.MODEL.HEADS.NUM_CLASSES == trainer.data_loader.dataset.num_classes > 0
+    trainer.resume_or_load(resume=False)
+    results = trainer.train()
+    assert set(results["SyntheticPerson"]) >= {"Rank-1", "Rank-5", "Rank-10", "mAP", "mINP", "metric"}
+    out = tmp_path / "out"
+    assert (out / "last_checkpoint").read_text() == "model_final.pth"
+    assert {"model_0000.pth", "model_final.pth", "model_best.pth", "config.yaml"} <= {p.name for p in out.iterdir()}
+    lines = [json.loads(line) for line in (out / "metrics.json").read_text().splitlines()]
+    assert any("loss_cls" in line and "lr" in line for line in lines)
+    assert any("SyntheticPerson/mAP" in line for line in lines)
+    events = EventAccumulator(str(out))
+    events.Reload()
+    assert "total_loss" in events.Tags()["scalars"]
+
+
+def test_eval_only_reproduces_the_final_evaluation(tmp_path):
+    cfg = tiny_cfg(str(tmp_path / "data"), str(tmp_path / "out"), ["SOLVER.MAX_EPOCH", "1"])
+    _setup(cfg)
+    trainer = DefaultTrainer(cfg)
+    trained = trainer.train()["SyntheticPerson"]
+    model = DefaultTrainer.build_model(trainer.cfg)
+    Checkpointer(model).load(str(tmp_path / "out" / "model_final.pth"))
+    again = DefaultTrainer.test(trainer.cfg, model)["SyntheticPerson"]
+    assert again == pytest.approx(trained)
+
+
+def test_fine_tuning_on_other_identities_skips_the_classifier(tmp_path, caplog):
+    cfg = tiny_cfg(str(tmp_path / "data"), str(tmp_path / "out"), ["SOLVER.MAX_EPOCH", "1"])
+    _setup(cfg)
+    DefaultTrainer(cfg).train()
+    other = tiny_cfg(str(tmp_path / "data2"), str(tmp_path / "out2"), [
+        "DATASETS.SYNTHETIC.NUM_IDS", "16", "MODEL.WEIGHTS", str(tmp_path / "out" / "model_final.pth")])
+    trainer = DefaultTrainer(other)
+    with caplog.at_level("WARNING"):
+        trainer.resume_or_load(resume=False)
+    assert "heads.classifier.weight" in caplog.text
+    assert trainer.start_iter is None and trainer.start_epoch == 0
+    loaded = torch.load(tmp_path / "out" / "model_final.pth", weights_only=True)["model"]
+    assert torch.equal(trainer.model.state_dict()["backbone.conv1.weight"], loaded["backbone.conv1.weight"])
+
+
+def _run_script(*args, env=None):
+    return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
+    """Train 8 iterations straight; again, SIGKILL mid-epoch after iteration 5's checkpoint, resume: same weights."""
+    script = str(Path(__file__).parent / "run_tiny_training.py")
+    data = str(tmp_path / "data")
+    straight = _run_script(script, data, str(tmp_path / "straight"))
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    killed = _run_script(script, data, str(tmp_path / "resumed"), "--kill-after-iter", "5")
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert (tmp_path / "resumed" / "last_checkpoint").read_text() == "model_iter_0000005.pth"
+    assert not (tmp_path / "resumed" / "model_final.pth").exists()
+
+    resumed = _run_script(script, data, str(tmp_path / "resumed"), "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resuming at epoch 1, iteration 6" in resumed.stdout + resumed.stderr
+
+    a = torch.load(tmp_path / "straight" / "model_final.pth", weights_only=True)
+    b = torch.load(tmp_path / "resumed" / "model_final.pth", weights_only=True)
+    assert a["iteration"] == b["iteration"] == 7
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    for key in a["optimizer"]["state"]:
+        assert torch.equal(a["optimizer"]["state"][key]["exp_avg"], b["optimizer"]["state"][key]["exp_avg"])

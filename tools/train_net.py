@@ -1,0 +1,42 @@
+#!/usr/bin/env python
+"""Train and evaluate a re-id model from a config file.
+
+    python tools/train_net.py --config-file configs/Market1501/bagtricks_R50.yml [--resume] [KEY VALUE ...]
+    python tools/train_net.py --config-file CFG --eval-only MODEL.WEIGHTS path/to/model.pth
+    python tools/train_net.py --config-file CFG --num-gpus 2            # 2 processes (GPUs, or CPU with gloo)
+"""
+import logging
+
+from fastreid.engine import DefaultTrainer, default_argument_parser, default_setup, launch, setup_cfg
+from fastreid.utils.checkpoint import Checkpointer
+
+logger = logging.getLogger("fastreid.train_net")
+
+
+def main(args):
+    cfg = setup_cfg(args)
+    default_setup(cfg, args)
+    if args.eval_only:
+        cfg.defrost()
+        cfg.MODEL.BACKBONE.PRETRAIN = False
+        cfg.freeze()
+        model = DefaultTrainer.build_model(cfg)
+        Checkpointer(model).load(cfg.MODEL.WEIGHTS)
+        return DefaultTrainer.test(cfg, model)
+
+    trainer = DefaultTrainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    return trainer.train()
+
+
+if __name__ == "__main__":
+    args = default_argument_parser().parse_args()
+    logger.info("Command line arguments: %s", args)
+    launch(
+        main,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+    )
