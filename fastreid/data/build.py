@@ -13,6 +13,7 @@ Batch dicts hold ``images`` (float ``B x 3 x H x W`` on the 0-255 scale), ``targ
 import logging
 from typing import Callable, Optional, Sequence, Tuple
 
+import torch
 from torch.utils.data import BatchSampler, DataLoader
 
 from fastreid.config import CfgNode, configurable
@@ -110,12 +111,16 @@ def build_reid_train_loader(
         sampler, train_set, mini_batch_size=mini_batch_size, num_instance=num_instance, set_weight=set_weight,
         seed=seed, rank=rank, world_size=world_size, start=start_iter * mini_batch_size,
     )
+    # The loader's own generator (seeded like the sampler) draws the worker seeds, so starting an iterator
+    # does not advance the global RNG: a resumed run's augmentations stay aligned with an unbroken run's.
+    generator = torch.Generator().manual_seed(index_sampler.seed + (comm.get_rank() if rank is None else rank))
     return DataLoader(
         train_set,
         batch_sampler=BatchSampler(index_sampler, mini_batch_size, drop_last=True),
         num_workers=num_workers,
         persistent_workers=num_workers > 0,
         pin_memory=pin_memory,
+        generator=generator,
     )
 
 
