@@ -1,10 +1,13 @@
 """Normalization layers and ``get_norm``, the one place that turns a norm name into a module."""
+import logging
 from typing import Callable, Dict, List
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
+
+from fastreid.utils.logger import log_first_n
 
 __all__ = ["GhostBatchNorm", "IBN", "get_norm", "NORM_NAMES"]
 
@@ -37,10 +40,18 @@ def _group_norm(channels: int) -> nn.Module:
     return nn.GroupNorm(32, channels)
 
 
+def _sync_batch_norm(channels: int) -> nn.Module:
+    # torch synchronises batch statistics only between CUDA devices; CPU processes each normalise their own.
+    if not torch.cuda.is_available():
+        log_first_n(logging.WARNING, "SyncBN needs CUDA devices; using per-process BatchNorm on CPU", n=1)
+        return nn.BatchNorm2d(channels)
+    return nn.SyncBatchNorm(channels)
+
+
 _NORMS: Dict[str, Callable[[int], nn.Module]] = {
     "BN": nn.BatchNorm2d,
-    "syncBN": nn.SyncBatchNorm,
-    "SyncBN": nn.SyncBatchNorm,
+    "syncBN": _sync_batch_norm,
+    "SyncBN": _sync_batch_norm,
     "GhostBN": GhostBatchNorm,
     "FrozenBN": FrozenBatchNorm2d,
     "GN": _group_norm,
