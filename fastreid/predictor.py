@@ -1,0 +1,222 @@
+"""Embeddings from a trained model: images in, N×D features out.
+
+::
+
+    extractor = FeatureExtractor.from_config_file("configs/Synthetic/bagtricks_R18.yml", "model_final.pth")
+    feats = extractor(["a.jpg", "b.jpg"])           # (2, D) float32 on the CPU
+
+The extractor reproduces the evaluator's features exactly: images go through the test transform
+(``build_transforms(cfg, is_train=False)``: resize to INPUT.SIZE_TEST, 0-255 tensor), the model runs in
+eval mode without gradients, and with flip averaging the features of an image and its mirror are averaged
+as in :func:`fastreid.evaluation.inference_on_dataset`. L2 normalisation, when asked for, comes last.
+
+This module sits above ``data``, ``modeling`` and ``evaluation`` (it uses all three), next to the tools.
+"""
+import argparse
+import logging
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from fastreid.config import CfgNode, get_cfg
+from fastreid.data import read_image
+from fastreid.data.transforms import build_transforms
+from fastreid.evaluation import DatasetEvaluator
+from fastreid.modeling import build_model
+from fastreid.utils.checkpoint import Checkpointer
+
+__all__ = [
+    "FeatureCollector",
+    "FeatureExtractor",
+    "inference_argument_parser",
+    "load_inference_config",
+    "load_model",
+]
+
+logger = logging.getLogger(__name__)
+
+ImageLike = Union[str, Image.Image, np.ndarray]
+Images = Union[Sequence[ImageLike], torch.Tensor]
+
+
+def load_inference_config(config_file: str = "", weights: str = "", opts: Sequence[Any] = ()) -> CfgNode:
+    """Default config, then ``config_file``, then ``opts``, set up for inference; frozen.
+
+    Pretrained backbone weights are never fetched (``MODEL.BACKBONE.PRETRAIN False``): the trained
+    weights replace them anyway. ``weights``, when given, becomes ``MODEL.WEIGHTS``.
+    """
+    cfg = get_cfg()
+    if config_file:
+        cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts))
+    cfg.MODEL.BACKBONE.PRETRAIN = False
+    if weights:
+        cfg.MODEL.WEIGHTS = weights
+    cfg.freeze()
+    return cfg
+
+
+def inference_argument_parser(description: str) -> argparse.ArgumentParser:
+    """A parser with ``--config-file`` and ``KEY VALUE`` config overrides, for tools that use a trained model.
+
+    Overrides may be given as positional arguments anywhere (``--config-file CFG MODEL.WEIGHTS m.pth --num-vis
+    5``; parse with ``parse_intermixed_args``) or after fast-reid's ``--opts``: pass
+    ``args.opts + args.more_opts`` to :func:`load_inference_config`.
+    """
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config-file", default="", metavar="FILE", help="path to the model's config file")
+    parser.add_argument("opts", nargs="*", default=[],
+                        help="config overrides as KEY VALUE pairs, e.g. MODEL.WEIGHTS m.pth")
+    parser.add_argument("--opts", dest="more_opts", nargs="+", default=[], metavar="KEY VALUE",
+                        help="more config overrides (fast-reid's spelling)")
+    return parser
+
+
+def load_model(cfg: CfgNode) -> nn.Module:
+    """The model of ``cfg`` on MODEL.DEVICE with MODEL.WEIGHTS loaded, in eval mode.
+
+    An empty MODEL.WEIGHTS leaves the weights randomly initialised (with a warning).
+    """
+    model = build_model(cfg)
+    if cfg.MODEL.WEIGHTS:
+        Checkpointer(model, save_to_disk=False, save_rng=False).load(cfg.MODEL.WEIGHTS)
+    else:
+        logger.warning("MODEL.WEIGHTS is empty: the model keeps its randomly initialised weights")
+    return model.eval()
+
+
+def _to_pil(image: ImageLike) -> Image.Image:
+    if isinstance(image, str):
+        return read_image(image)
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"Expected an H×W×3 uint8 RGB array, got shape {image.shape} and dtype {image.dtype}")
+        return Image.fromarray(image)
+    raise TypeError(f"Cannot read an image from {type(image).__name__}; pass a path, PIL image or uint8 array")
+
+
+class FeatureExtractor:
+    """Batched feature extraction with a re-id model in eval mode.
+
+    Args:
+        model: maps a B×3×H×W float 0-255 tensor to B×D features in eval mode (fastreid meta-archs do).
+        transform: PIL RGB image → 3×H×W float 0-255 tensor (the test transform).
+        batch_size: images per forward pass.
+        flip: average each image's features with those of its horizontal mirror.
+        normalize: L2-normalise the returned features.
+    """
+
+    def __init__(self, model: nn.Module, transform: Callable[[Image.Image], torch.Tensor], *, batch_size: int = 64,
+                 flip: bool = False, normalize: bool = False) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model = model
+        self.transform = transform
+        self.batch_size = batch_size
+        self.flip = flip
+        self.normalize = normalize
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode, model: Optional[nn.Module] = None, **kwargs: Any) -> "FeatureExtractor":
+        """Uses :func:`load_model` ``(cfg)`` unless ``model`` is given.
+
+        ``batch_size`` defaults to TEST.IMS_PER_BATCH and ``flip`` to TEST.FLIP_ENABLED; ``kwargs`` override.
+        """
+        if model is None:
+            model = load_model(cfg)
+        options = {"batch_size": cfg.TEST.IMS_PER_BATCH, "flip": cfg.TEST.FLIP_ENABLED, **kwargs}
+        return cls(model, build_transforms(cfg, is_train=False), **options)
+
+    @classmethod
+    def from_config_file(cls, config_file: str, weights: str = "", opts: Sequence[Any] = (),
+                         **kwargs: Any) -> "FeatureExtractor":
+        """As :meth:`from_config` on :func:`load_inference_config` ``(config_file, weights, opts)``."""
+        return cls.from_config(load_inference_config(config_file, weights, opts), **kwargs)
+
+    @property
+    def device(self) -> torch.device:
+        tensor = next(self.model.parameters(), None)
+        if tensor is None:
+            tensor = next(self.model.buffers(), torch.empty(0))
+        return tensor.device
+
+    def _batches(self, images: Images) -> Iterator[torch.Tensor]:
+        if isinstance(images, torch.Tensor):
+            if images.dim() == 3:
+                images = images.unsqueeze(0)
+            if images.dim() != 4 or images.shape[1] != 3:
+                raise ValueError(f"Expected a B×3×H×W image tensor, got shape {tuple(images.shape)}")
+            yield from images.float().split(self.batch_size)
+            return
+        if isinstance(images, (str, Image.Image, np.ndarray)):
+            images = [images]
+        for start in range(0, len(images), self.batch_size):
+            yield torch.stack([self.transform(_to_pil(x)) for x in images[start:start + self.batch_size]])
+
+    @torch.no_grad()
+    def forward_batch(self, batch: torch.Tensor) -> torch.Tensor:
+        """Features of one B×3×H×W float 0-255 batch (already transformed), on the model's device.
+
+        Returns:
+            (B, D) float32 features, flip-averaged and normalised as configured.
+        """
+        batch = batch.to(self.device)
+        feats = self.model(batch)
+        if self.flip:
+            feats = (feats + self.model(batch.flip(dims=[3]))) / 2
+        feats = feats.float()
+        return F.normalize(feats, dim=1) if self.normalize else feats
+
+    def __call__(self, images: Images) -> torch.Tensor:
+        """Features of ``images``.
+
+        Args:
+            images: a list of image paths, PIL images or H×W×3 uint8 RGB arrays (each resized by the test
+                transform), or a (B, 3, H, W) / (3, H, W) float tensor on the 0-255 scale already at the
+                model's input size (used as is).
+
+        Returns:
+            (N, D) float32 features on the CPU, in input order.
+        """
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            feats = [self.forward_batch(b).cpu() for b in self._batches(images)]
+        finally:
+            self.model.train(was_training)
+        if not feats:
+            raise ValueError("No images given")
+        return torch.cat(feats)
+
+
+class FeatureCollector(DatasetEvaluator):
+    """An evaluator that keeps what :func:`fastreid.evaluation.inference_on_dataset` feeds it.
+
+    After inference, ``evaluate()`` returns ``{"feats": (N, D) float32 CPU tensor, "pids": (N,) long,
+    "camids": (N,) long, "img_paths": list of N str}`` in loader order (single process).
+    """
+
+    def reset(self) -> None:
+        self._parts: List[Dict[str, Any]] = []
+
+    def process(self, inputs: Mapping[str, Any], outputs: torch.Tensor) -> None:
+        self._parts.append({
+            "feats": outputs.detach().float().cpu(),
+            "pids": torch.as_tensor(inputs["targets"]).long().cpu(),
+            "camids": torch.as_tensor(inputs["camids"]).long().cpu(),
+            "img_paths": list(inputs.get("img_paths", [""] * len(outputs))),
+        })
+
+    def evaluate(self) -> Dict[str, Any]:
+        if not self._parts:
+            raise RuntimeError("FeatureCollector.evaluate() called before any process()")
+        out: Dict[str, Any] = {k: torch.cat([p[k] for p in self._parts]) for k in ("feats", "pids", "camids")}
+        out["img_paths"] = [path for p in self._parts for path in p["img_paths"]]
+        return out
+

@@ -1,0 +1,6 @@
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny_reid import cfg, model, one_thread, setup_files  # noqa: E402,F401  (fixtures)

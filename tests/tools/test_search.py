@@ -1,0 +1,137 @@
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from tool_loading import load_tool
+from PIL import Image
+
+from fastreid.data.datasets import build_dataset
+from fastreid.predictor import FeatureExtractor
+from fastreid.search import GalleryIndex, list_images, write_search_report
+
+search_tool = load_tool("search")
+CHROMIUM = shutil.which("chromium")
+
+
+def _unit(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_list_images(tmp_path):
+    for rel in ("b/2.png", "b/1.JPG", "a.jpg", "notes.txt"):
+        (tmp_path / "g" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "g" / rel).write_bytes(b"")
+    (tmp_path / "q.png").write_bytes(b"")
+    found = list_images([str(tmp_path / "q.png"), str(tmp_path / "g")])
+    assert found == [str(tmp_path / p) for p in ("q.png", "g/a.jpg", "g/b/1.JPG", "g/b/2.png")]
+    with pytest.raises(FileNotFoundError, match="nope"):
+        list_images([str(tmp_path / "nope")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="No images"):
+        list_images([str(tmp_path / "empty")])
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_index_kinds_match_brute_force_and_round_trip(tmp_path, metric):
+    rng = np.random.default_rng(0)
+    gallery, queries = rng.normal(size=(200, 8)).astype(np.float32), rng.normal(size=(6, 8)).astype(np.float32)
+    paths = [f"g{i}.jpg" for i in range(200)]
+    if metric == "cosine":
+        brute = _unit(queries) @ _unit(gallery).T
+        order = np.argsort(-brute, axis=1, kind="stable")[:, :5]
+    else:
+        brute = ((queries[:, None, :] - gallery[None]) ** 2).sum(-1)
+        order = np.argsort(brute, axis=1, kind="stable")[:, :5]
+    for kind, params in (("flat", {}), ("ivf", {"nlist": 4, "nprobe": 4}), ("hnsw", {"ef_search": 200})):
+        index = GalleryIndex.build(torch.from_numpy(gallery), paths, kind=kind, metric=metric, **params)
+        scores, ids = index.search(queries, 5)
+        np.testing.assert_array_equal(ids, order, err_msg=kind)
+        np.testing.assert_allclose(scores, np.take_along_axis(brute, order, 1), atol=1e-4, err_msg=kind)
+        index.save(str(tmp_path / kind))
+        loaded = GalleryIndex.load(str(tmp_path / kind))
+        assert loaded.paths == paths and loaded.meta == index.meta and loaded.higher_is_closer == (metric == "cosine")
+        assert loaded.search_paths(queries[:1], 3) == index.search_paths(queries[:1], 3)
+        assert [p for p, _ in loaded.search_paths(queries[:1], 3)[0]] == [paths[i] for i in order[0, :3]]
+    assert len(index.search(queries, 500)[1][0]) == 200  # k is capped at the gallery size
+
+
+def test_index_errors(tmp_path):
+    with pytest.raises(ValueError, match="kind"):
+        GalleryIndex.build(np.ones((2, 4)), ["a", "b"], kind="lsh")
+    with pytest.raises(ValueError, match="2 features but 1 paths"):
+        GalleryIndex.build(np.ones((2, 4)), ["a"])
+    with pytest.raises(ValueError, match="dimension 3"):
+        GalleryIndex.build(np.ones((2, 4)), ["a", "b"]).search(np.ones((1, 3)))
+    with pytest.raises(FileNotFoundError, match="index.faiss"):
+        GalleryIndex.load(str(tmp_path))
+
+
+def _run_search_tool(cfg, setup_files, tmp_path, topk=4, extra=()):
+    """Indexes the synthetic test gallery, queries with three gallery images; returns (gallery, queries, out)."""
+    config_file, weights = setup_files
+    build_dataset("SyntheticPerson", cfg)
+    gallery_dir = os.path.join(cfg.DATASETS.ROOT, "SyntheticPerson", "bounding_box_test")
+    gallery = list_images([gallery_dir])
+    queries = gallery[1:4]
+    index_dir, out = str(tmp_path / "index"), str(tmp_path / "report")
+    search_tool.main(["index", "--config-file", config_file, "--weights", weights, "--gallery", gallery_dir,
+                      "--output", index_dir, "--batch-size", "4"])
+    search_tool.main(["query", "--index-dir", index_dir, "--query", *queries, "--topk", str(topk),
+                      "--output", out, *extra])
+    return gallery, queries, out
+
+
+def test_search_tool_finds_query_itself(cfg, model, setup_files, tmp_path):
+    gallery, queries, out = _run_search_tool(cfg, setup_files, tmp_path)
+    assert sorted(os.listdir(tmp_path / "index")) == ["index.faiss", "meta.json", "paths.json"]
+    records = json.load(open(os.path.join(out, "results.json")))
+    assert [r["query"] for r in records] == queries
+    feats = FeatureExtractor.from_config(cfg, model=model, normalize=True)
+    sims = (feats(queries) @ feats(gallery).T).numpy()
+    for record, row in zip(records, sims):
+        assert record["results"][0]["path"] == record["query"]
+        assert record["results"][0]["score"] == pytest.approx(1.0, abs=1e-5)
+        assert len(record["results"]) == 4
+        expected = [gallery[i] for i in np.argsort(-row, kind="stable")[:4]]
+        assert [r["path"] for r in record["results"]] == expected
+        np.testing.assert_allclose([r["score"] for r in record["results"]], np.sort(row)[::-1][:4], atol=1e-5)
+    page = open(os.path.join(out, "results.html")).read()
+    assert len(re.findall(r"<img ", page)) == len(queries) * 5
+    assert 'src="../' in page  # relative links to the gallery images
+
+
+def test_embedded_report_is_self_contained(tmp_path):
+    image = tmp_path / "a.png"
+    Image.new("RGB", (8, 16), (0, 128, 255)).save(image)
+    page = write_search_report(str(tmp_path / "out" / "r.html"), [str(image)], [[(str(image), 1.0)]], embed=True)
+    srcs = re.findall(r'src="([^"]*)"', open(page).read())
+    assert len(srcs) == 2 and all(s.startswith("data:image/png;base64,") for s in srcs)
+
+
+def _render(page, profile):
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom", f"file://{page}"]
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True).stdout
+    body = re.search(r"<body([^>]*)>", dom).group(1)
+    return dict(re.findall(r'data-images-(\w+)="([^"]*)"', body)), dom
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
+def test_report_renders_in_headless_chromium(cfg, setup_files, tmp_path):
+    _, queries, out = _run_search_tool(cfg, setup_files, tmp_path, topk=3)
+    expected = len(queries) * 4
+    state, dom = _render(os.path.join(out, "results.html"), tmp_path / "profile")
+    assert state == {"total": str(expected), "loaded": str(expected), "failed": "0", "ready": "true"}
+    assert len(re.findall(r'<figure class="result">', dom)) == len(queries) * 3
+    # Control: the relative links break when the page moves away from the images, and the check notices.
+    moved = tmp_path / "elsewhere" / "deeper"
+    moved.mkdir(parents=True)
+    shutil.copy(os.path.join(out, "results.html"), moved)
+    state, _ = _render(str(moved / "results.html"), tmp_path / "profile")
+    assert state == {"total": str(expected), "loaded": "0", "failed": str(expected), "ready": "false"}

@@ -1,0 +1,118 @@
+#!/usr/bin/env python
+"""Search a gallery of person (or vehicle) crops with a trained model.
+
+Index a gallery (folders are searched recursively for images), then query it::
+
+    python tools/search.py index --config-file CFG --weights model.pth --gallery crops/ --output search_out \
+        [--index flat|ivf|hnsw] [KEY VALUE ...]
+    python tools/search.py query --index-dir search_out --query queries/ [--topk 10] [--embed-images]
+
+``index`` writes ``index.faiss``, ``paths.json`` and ``meta.json`` (which records the config file, weights and
+overrides, so ``query`` extracts features with the same model unless ``--config-file``/``--weights`` are
+given again). ``query`` writes ``results.json`` (``[{"query": path, "results": [{"path", "score"}]}]``) and
+the static page ``results.html`` into ``--output`` (default: the index folder). The page links the images by
+relative paths, so keep it next to the images or pass ``--embed-images`` for one self-contained file.
+
+Scores: cosine similarity (higher is closer) for TEST.METRIC cosine, squared Euclidean distance (lower is
+closer) for euclidean.
+"""
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import List, Optional, Sequence
+
+from fastreid.predictor import FeatureExtractor, load_inference_config
+from fastreid.search import INDEX_KINDS, GalleryIndex, list_images, write_search_report
+from fastreid.utils.logger import setup_logger
+
+logger = logging.getLogger("fastreid.search")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def model_args(p: argparse.ArgumentParser, required: bool) -> None:
+        p.add_argument("--config-file", required=required, default="", metavar="FILE", help="model config file")
+        p.add_argument("--weights", default="", metavar="FILE", help="trained weights (default MODEL.WEIGHTS)")
+        p.add_argument("--batch-size", type=int, default=0, help="images per forward (default TEST.IMS_PER_BATCH)")
+        p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs")
+
+    index = sub.add_parser("index", help="extract gallery features and save a faiss index")
+    index.add_argument("--gallery", nargs="+", required=True, help="gallery image folders and/or files")
+    index.add_argument("--output", required=True, help="folder for index.faiss, paths.json, meta.json")
+    index.add_argument("--index", choices=INDEX_KINDS, default="flat", help="flat (exact), ivf or hnsw")
+    index.add_argument("--nlist", type=int, default=0, help="IVF lists (default about 4*sqrt(N))")
+    index.add_argument("--nprobe", type=int, default=8, help="IVF lists visited per query")
+    index.add_argument("--hnsw-m", type=int, default=32, help="HNSW links per node")
+    index.add_argument("--ef-search", type=int, default=64, help="HNSW candidates per query")
+    model_args(index, required=True)
+
+    query = sub.add_parser("query", help="search an index with query images and write the HTML report")
+    query.add_argument("--index-dir", required=True, help="folder written by the index command")
+    query.add_argument("--query", nargs="+", required=True, help="query image folders and/or files")
+    query.add_argument("--topk", type=int, default=10, help="results per query")
+    query.add_argument("--output", default="", help="folder for results.json / results.html (default index dir)")
+    query.add_argument("--embed-images", action="store_true", help="inline images in the page as base64")
+    model_args(query, required=False)
+    return parser
+
+
+def _extractor(cfg, batch_size: int) -> FeatureExtractor:
+    kwargs = {"normalize": cfg.TEST.METRIC == "cosine"}
+    if batch_size:
+        kwargs["batch_size"] = batch_size
+    return FeatureExtractor.from_config(cfg, **kwargs)
+
+
+def run_index(args: argparse.Namespace) -> GalleryIndex:
+    paths = list_images(args.gallery)
+    cfg = load_inference_config(args.config_file, args.weights, args.opts)
+    extractor = _extractor(cfg, args.batch_size)
+    logger.info("Extracting features of %d gallery images", len(paths))
+    weights = os.path.abspath(cfg.MODEL.WEIGHTS) if os.path.isfile(cfg.MODEL.WEIGHTS) else cfg.MODEL.WEIGHTS
+    model_meta = {"config_file": os.path.abspath(args.config_file), "weights": weights,
+                  "opts": list(args.opts), "flip": extractor.flip}
+    index = GalleryIndex.build(extractor(paths), paths, kind=args.index, metric=cfg.TEST.METRIC,
+                               nlist=args.nlist or None, nprobe=args.nprobe, hnsw_m=args.hnsw_m,
+                               ef_search=args.ef_search, extra_meta=model_meta)
+    index.save(args.output)
+    logger.info("Wrote the %s index of %d images to %s", args.index, len(index), args.output)
+    return index
+
+
+def run_query(args: argparse.Namespace) -> List[dict]:
+    index = GalleryIndex.load(args.index_dir)
+    meta = index.meta
+    cfg = load_inference_config(args.config_file or meta["config_file"], args.weights or meta["weights"],
+                                list(meta.get("opts", [])) + list(args.opts))
+    if cfg.TEST.METRIC != meta["metric"]:
+        raise ValueError(f"The index was built for TEST.METRIC {meta['metric']}, the query config has "
+                         f"{cfg.TEST.METRIC}")
+    extractor = _extractor(cfg, args.batch_size)
+    queries = list_images(args.query)
+    ranked = index.search_paths(extractor(queries), args.topk)
+    output = args.output or args.index_dir
+    os.makedirs(output, exist_ok=True)
+    records = [{"query": q, "results": [{"path": p, "score": s} for p, s in r]} for q, r in zip(queries, ranked)]
+    with open(os.path.join(output, "results.json"), "w") as f:
+        json.dump(records, f, indent=1)
+    score_name = "cosine similarity (higher is closer)" if index.higher_is_closer else \
+        "squared Euclidean distance (lower is closer)"
+    page = write_search_report(os.path.join(output, "results.html"), queries, ranked, score_name=score_name,
+                               embed=args.embed_images)
+    logger.info("Wrote results of %d queries to %s and %s", len(queries), os.path.join(output, "results.json"),
+                page)
+    return records
+
+
+def main(argv: Optional[Sequence[str]] = None):
+    args = build_parser().parse_args(argv)
+    setup_logger(name="fastreid")
+    return run_index(args) if args.command == "index" else run_query(args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
