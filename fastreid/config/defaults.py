@@ -285,14 +285,17 @@ _C.SOLVER.OPT = "Adam"
 # Training length in epochs.
 _C.SOLVER.MAX_EPOCH = 120
 
+# Base learning rate of all parameter groups.
 _C.SOLVER.BASE_LR = 3e-4
 # Learning-rate multipliers for biases and for the heads.
 _C.SOLVER.BIAS_LR_FACTOR = 1.0
 _C.SOLVER.HEADS_LR_FACTOR = 1.0
 
+# SGD momentum, and whether it is Nesterov momentum.
 _C.SOLVER.MOMENTUM = 0.9
 _C.SOLVER.NESTEROV = True
 
+# Weight decay of weights, and of biases.
 _C.SOLVER.WEIGHT_DECAY = 0.0005
 _C.SOLVER.WEIGHT_DECAY_BIAS = 0.0
 # Weight decay of normalization layers (fastreid; from fast-reid's later schema).
