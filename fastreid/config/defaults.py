@@ -325,6 +325,16 @@ _C.SOLVER.FREEZE_ITERS = 0
 # Iterations (at the end of training) during which the classifier is frozen.
 _C.SOLVER.FREEZE_FC_ITERS = 0
 
+# Stochastic weight averaging over the last ITER iterations, a snapshot every PERIOD iterations; with
+# LR_SCHED a cosine learning-rate cycle per period from base LR x LR_FACTOR down to ETA_MIN_LR (fastreid).
+_C.SOLVER.SWA = CN()
+_C.SOLVER.SWA.ENABLED = False
+_C.SOLVER.SWA.ITER = 10
+_C.SOLVER.SWA.PERIOD = 2
+_C.SOLVER.SWA.LR_FACTOR = 10.0
+_C.SOLVER.SWA.ETA_MIN_LR = 3.5e-6
+_C.SOLVER.SWA.LR_SCHED = False
+
 # Gradient clipping (fastreid; from fast-reid's later schema). CLIP_TYPE: "value" or "norm".
 _C.SOLVER.CLIP_GRADIENTS = CN()
 _C.SOLVER.CLIP_GRADIENTS.ENABLED = False

@@ -26,6 +26,7 @@ from fastreid.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXW
 from fastreid.utils.logger import setup_logger
 
 from . import hooks
+from .swa import SWA
 from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
 
 __all__ = ["DefaultTrainer"]
@@ -222,12 +223,19 @@ class DefaultTrainer(TrainerBase):
                     classifier="heads.classifier",
                 )
             )
-        if cfg.TEST.PRECISE_BN.ENABLED:
-            result.append(
-                hooks.PreciseBN(
-                    cfg.TEST.EVAL_PERIOD, self.model, self._precise_bn_loader(), cfg.TEST.PRECISE_BN.NUM_ITER
-                )
+        precise_bn = None
+        if cfg.TEST.PRECISE_BN.ENABLED or cfg.SOLVER.SWA.ENABLED:
+            precise_bn = hooks.PreciseBN(
+                cfg.TEST.EVAL_PERIOD, self.model, self._precise_bn_loader(), cfg.TEST.PRECISE_BN.NUM_ITER
             )
+        if cfg.SOLVER.SWA.ENABLED:
+            swa = cfg.SOLVER.SWA
+            result.append(
+                SWA(self.model, swa.ITER, swa.PERIOD, lr_factor=swa.LR_FACTOR, eta_min_lr=swa.ETA_MIN_LR,
+                    lr_sched=swa.LR_SCHED, update_bn=precise_bn.update_stats)
+            )
+        if cfg.TEST.PRECISE_BN.ENABLED:
+            result.append(precise_bn)
         result.append(hooks.EvalHook(cfg.TEST.EVAL_PERIOD, self._evaluate_and_keep))
         if comm.is_main_process():
             result.append(hooks.BestCheckpointer(self.checkpointer, f"{cfg.DATASETS.TESTS[0]}/metric"))

@@ -94,3 +94,18 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
         assert torch.equal(value, b["model"][key]), key
     for key in a["optimizer"]["state"]:
         assert torch.equal(a["optimizer"]["state"][key]["exp_avg"], b["optimizer"]["state"][key]["exp_avg"])
+
+
+def test_swa_run_ends_with_averaged_weights_and_recomputed_bn(tmp_path):
+    cfg = tiny_cfg(str(tmp_path / "data"), str(tmp_path / "out"), [
+        "SOLVER.MAX_EPOCH", "1", "SOLVER.SWA.ENABLED", "True", "SOLVER.SWA.ITER", "2", "SOLVER.SWA.PERIOD", "1",
+        "TEST.PRECISE_BN.DATASET", "SyntheticPerson", "TEST.PRECISE_BN.NUM_ITER", "2"])
+    _setup(cfg)
+    trainer = DefaultTrainer(cfg)
+    swa = [h for h in trainer.hooks if type(h).__name__ == "SWA"]
+    assert len(swa) == 1
+    trainer.train()
+    assert int(swa[0].averaged.n_averaged) == 2
+    final = torch.load(tmp_path / "out" / "model_final.pth", weights_only=True)["model"]
+    averaged = dict(swa[0].averaged.module.named_parameters())
+    assert torch.equal(final["heads.classifier.weight"], averaged["heads.classifier.weight"])
