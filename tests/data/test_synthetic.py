@@ -36,7 +36,8 @@ def test_regenerated_only_when_parameters_change(tmp_path):
     SyntheticPerson(str(tmp_path), **_kw())
     assert os.path.getmtime(meta) == stamp
     ds = SyntheticPerson(str(tmp_path), **_kw(num_ids=10))
-    assert json.loads(meta.read_text())["num_ids"] == 10 and len({r[1] for r in ds.train}) == 5
+    # 10 ids: the train / test split falls on a look-alike family boundary (families of 4)
+    assert json.loads(meta.read_text())["num_ids"] == 10 and len({r[1] for r in ds.train}) == 4
     assert [p for p in os.listdir(tmp_path) if p != "SyntheticPerson"] == []  # no temp folders left
 
 
@@ -98,3 +99,21 @@ def test_parameter_validation(tmp_path):
     with pytest.raises(ValueError, match="NUM_CAMERAS"):
         SyntheticPerson(str(tmp_path), **_kw(num_cameras=12))
     assert synthetic._FORMAT_VERSION >= 1
+
+
+def test_look_alike_family_members_differ_in_few_attributes():
+    import dataclasses
+
+    import numpy as np
+
+    from fastreid.data.datasets.synthetic_render import Identity, look_alike
+
+    base = Identity.sample(np.random.default_rng(0))
+    for seed in range(20):
+        member = look_alike(base, np.random.default_rng(seed), num_changes=2)
+        changed = [f.name for f in dataclasses.fields(Identity)
+                   if not np.array_equal(getattr(base, f.name), getattr(member, f.name))]
+        assert np.array_equal(member.top, base.top) and np.array_equal(member.bottom, base.bottom)
+        assert set(changed) - {"build"} <= {"shoes", "bag", "bag_colour", "hat", "hat_colour", "hair",
+                                            "long_sleeves", "top_pattern", "bottom_type", "long_hair"}
+        assert len(set(changed) - {"build", "bag_colour", "hat_colour"}) <= 2

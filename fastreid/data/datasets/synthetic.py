@@ -22,11 +22,12 @@ from PIL import Image
 
 from .build import DATASET_REGISTRY
 from .market1501 import MarketLayoutDataset
-from .synthetic_render import Camera, Identity, render_person
+from .synthetic_render import Camera, Identity, look_alike, render_person
 
 logger = logging.getLogger(__name__)
 
-_FORMAT_VERSION = 9
+_FORMAT_VERSION = 10
+FAMILY_SIZE = 4
 
 
 def _params(num_ids: int, num_cameras: int, images_per_id: int, height: int, width: int, seed: int) -> Dict:
@@ -44,19 +45,23 @@ def _cameras(seed: int, num_cameras: int) -> List[Camera]:
 
 
 def _identity(seed: int, pid: int) -> Identity:
-    return Identity.sample(np.random.default_rng([seed, 2, pid]))
+    """Identities come in look-alike families of FAMILY_SIZE consecutive ids (train and test never share one)."""
+    family = Identity.sample(np.random.default_rng([seed, 2, (pid - 1) // FAMILY_SIZE]))
+    return look_alike(family, np.random.default_rng([seed, 4, pid]))
 
 
 def _plan(params: Dict) -> List[Tuple[int, int, str]]:
     """``(pid, camera index, subset)`` for every image, in generation order."""
     rng = np.random.default_rng([params["seed"], 3])
     n, cams, per_id = params["num_ids"], params["num_cameras"], params["images_per_id"]
+    # Split at a family boundary so that no look-alike family spans train and test.
+    num_train = max(FAMILY_SIZE, n // 2 // FAMILY_SIZE * FAMILY_SIZE)
     plan = []
     for pid in range(1, n + 1):
         k = min(int(rng.integers(2, cams + 1)), per_id - 1)
         chosen = rng.choice(cams, size=k, replace=False)
         cam_of_image = np.concatenate([chosen, rng.choice(chosen, size=per_id - k)])
-        is_test = pid > n // 2
+        is_test = pid > num_train
         seen: Dict[int, int] = {}
         counts = {c: int((cam_of_image == c).sum()) for c in chosen}
         for c in sorted(cam_of_image.tolist()):

@@ -6,7 +6,7 @@ occlusion rate. :func:`render_person` draws one crop of an identity in a camera 
 (viewpoint, scale, shift, pose, colour noise). Identity lives in combinations of parts, so two identities
 often share a top colour and colour histograms alone do not separate them.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -74,6 +74,35 @@ class Identity:
             build=float(rng.uniform(0.85, 1.2)),
             height=float(rng.uniform(0.92, 1.04)),
         )
+
+
+# Attributes in which the members of a look-alike family may differ from the family's common appearance.
+_SMALL_DIFFERENCES = ("shoes", "bag", "hat", "hair", "long_sleeves", "top_pattern", "bottom_type", "long_hair")
+
+
+def look_alike(base: Identity, rng: np.random.Generator, num_changes: int = 2) -> Identity:
+    """A member of ``base``'s look-alike family: ``base`` with ``num_changes`` small attributes redrawn.
+
+    Families of near-identical people are what makes the dataset hard: telling them apart needs details
+    (shoes, a bag, sleeves) that viewpoint, occlusion and blur often hide.
+    """
+    other = Identity.sample(rng)
+    changes = {}
+    for name in rng.choice(_SMALL_DIFFERENCES, size=num_changes, replace=False):
+        if name == "bag":
+            changes.update(bag=other.bag, bag_colour=other.bag_colour)
+        elif name == "hat":
+            changes.update(hat=not base.hat, hat_colour=other.hat_colour)
+        elif name == "hair":
+            changes.update(hair=other.hair)
+        elif name == "long_sleeves":
+            changes.update(long_sleeves=not base.long_sleeves)
+        elif name == "long_hair":
+            changes.update(long_hair=not base.long_hair)
+        else:
+            changes[name] = getattr(other, name)
+    changes["build"] = float(np.clip(base.build + rng.normal(0, 0.03), 0.85, 1.2))
+    return replace(base, **changes)
 
 
 @dataclass
