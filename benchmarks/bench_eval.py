@@ -8,12 +8,15 @@ Usage::
 
     python benchmarks/bench_eval.py --shapes market            # ~10 min on 2 cores
     python benchmarks/bench_eval.py --shapes msmt --stages distance,rank_cython,evaluate
+    python benchmarks/bench_eval.py --stages rank_float64,faiss,evaluate_faiss,evaluate_exact
 
 Baselines implemented here:
   (a) ``baseline_rank``: full ``np.argsort`` of the distance matrix, then the per-query
       NumPy loop of the reference Python evaluator (the loop torchreid/fast-reid fall back
       to without Cython); the argsort time is reported separately.
   (b) ``baseline_rerank``: the original dense re-ranking (tests/evaluation/reference.py).
+  (c) ``baseline_aqe``: row-by-row AQE (each row's full similarity row, then top-k), the
+      previous fastreid implementation.
 """
 import argparse
 import json
@@ -33,8 +36,9 @@ SHAPES = {
     "msmt": (11659, 82161, 3060, 15),
 }
 DIM = 2048
-ALL_STAGES = ("matmul_floor", "distance", "rank_cython", "rank_vectorised", "baseline_rank", "aqe",
-              "evaluate", "rerank", "baseline_rerank")
+ALL_STAGES = ("matmul_floor", "distance", "rank_cython", "rank_vectorised", "baseline_rank", "aqe", "baseline_aqe",
+              "evaluate", "rerank", "baseline_rerank", "rank_float64", "faiss", "evaluate_faiss",
+              "evaluate_exact")
 
 
 def make_features(shape: str, seed: int = 0):
@@ -84,10 +88,21 @@ def baseline_rank_loop(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50)
     return np.mean(all_cmc, axis=0), np.array(all_ap), np.array(all_inp), t_sort
 
 
+def baseline_aqe(query, gallery, qe_k=5, alpha=3.0, chunk=1024):
+    """Reference design (c): one AQE round, every row's full similarity row then its top-k."""
+    feats = torch.cat([query, gallery])
+    norm = torch.nn.functional.normalize(feats, dim=1)
+    new = torch.empty_like(feats)
+    for s in range(0, len(feats), chunk):
+        top_sim, top_idx = (norm[s:s + chunk] @ norm.t()).topk(qe_k, dim=1)
+        new[s:s + chunk] = (feats[top_idx] * top_sim.pow(alpha).unsqueeze(-1)).mean(1)
+    return new
+
+
 def run_stage(stage: str, shape: str, queue) -> None:
     sys.path.insert(0, str(ROOT / "tests" / "evaluation"))
     from fastreid.evaluation import (ReidEvaluator, average_query_expansion, compute_distance_matrix,
-                                     evaluate_rank, re_ranking)
+                                     evaluate_rank, evaluate_rank_faiss, re_ranking)
 
     (qf, qp, qc), (gf, gp, gc) = make_features(shape)
     out = {}
@@ -105,6 +120,12 @@ def run_stage(stage: str, shape: str, queue) -> None:
                 x @ y
             sec = (time.perf_counter() - t) / 3
             out[str(dtype)] = {"sec": sec, "gflops": 2 * 3368 * DIM * 15913 / sec / 1e9}
+        # AQE's floor: the full (Q+G)^2 similarity as 1024-row matmuls (results discarded).
+        x = torch.cat([qf, gf])
+        t = time.perf_counter()
+        for s in range(0, len(x), 1024):
+            x[s:s + 1024] @ x.t()
+        out["qg_square_fp32_sec"] = time.perf_counter() - t
     elif stage == "distance":
         compute_distance_matrix(qf, gf, "cosine")
     elif stage in ("rank_cython", "rank_vectorised"):
@@ -114,15 +135,26 @@ def run_stage(stage: str, shape: str, queue) -> None:
         out.update(_summary(cmc, ap, inp), argsort_sec=t_sort)
     elif stage == "aqe":
         average_query_expansion(qf, gf, qe_times=1, qe_k=5, alpha=3.0)
-    elif stage == "evaluate":
-        ev = ReidEvaluator(num_query=len(qp), metric="cosine")
+    elif stage == "baseline_aqe":
+        baseline_aqe(qf, gf, qe_k=5, alpha=3.0)
+    elif stage in ("evaluate", "evaluate_faiss", "evaluate_exact"):
+        ev = ReidEvaluator(num_query=len(qp), metric="cosine", faiss_enabled=stage == "evaluate_faiss",
+                           exact_ranking=stage == "evaluate_exact")
         feats = torch.cat([qf, gf])
+        del qf, gf  # the evaluator's records are the only feature copy, as in a real run
         pids, camids = torch.from_numpy(np.concatenate([qp, gp])), torch.from_numpy(np.concatenate([qc, gc]))
         for s in range(0, len(feats), 256):
             ev.process({"targets": pids[s:s + 256], "camids": camids[s:s + 256]}, feats[s:s + 256])
         t0 = time.perf_counter()  # time evaluate() only
         res = ev.evaluate()
         out.update({"R1": res["Rank-1"] / 100, "mAP": res["mAP"] / 100, "mINP": res["mINP"] / 100})
+    elif stage == "rank_float64":
+        dist = compute_distance_matrix(qf.double(), gf.double(), "cosine")
+        out.update(_summary(*evaluate_rank(dist, qp, gp, qc, gc)))
+    elif stage == "faiss":
+        *res, num_fallback = evaluate_rank_faiss(qf, gf, qp, gp, qc, gc, "cosine", topk=100,
+                                                 return_num_fallback=True)
+        out.update(_summary(*res), num_fallback=num_fallback)
     elif stage == "rerank":
         final = re_ranking(qf, gf, "cosine", 20, 6, 0.3)
         out["sec_only"] = time.perf_counter() - t0

@@ -24,11 +24,22 @@ def _check_metric(metric: str) -> None:
         raise ValueError(f"Unknown distance metric {metric!r}; expected one of {METRICS}.")
 
 
-def prepare_features(feat: torch.Tensor, metric: str) -> torch.Tensor:
-    """Returns float features ready for :func:`iter_distance_chunks` (normalised for cosine)."""
+def prepare_features(feat: torch.Tensor, metric: str, inplace: bool = False) -> torch.Tensor:
+    """Returns float features ready for :func:`iter_distance_chunks` (normalised for cosine).
+
+    Args:
+        feat: (N, D) features.
+        metric: ``"cosine"`` or ``"euclidean"``.
+        inplace: normalise a float32/float64 ``feat`` in place (saves an (N, D) copy; same
+            values as ``F.normalize``).
+    """
     _check_metric(metric)
     feat = feat.float() if feat.dtype != torch.float64 else feat
-    return F.normalize(feat, dim=1) if metric == "cosine" else feat
+    if metric != "cosine":
+        return feat
+    if inplace:
+        return feat.div_(feat.norm(p=2, dim=1, keepdim=True).clamp_min(1e-12))
+    return F.normalize(feat, dim=1)
 
 
 def iter_distance_chunks(query: torch.Tensor, gallery: torch.Tensor, metric: str,

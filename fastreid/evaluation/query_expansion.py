@@ -3,15 +3,45 @@
 Each feature (query and gallery alike) is replaced by
 ``mean_{n in topk(i)} f_n * sim(i, n) ** alpha`` over its ``qe_k`` most cosine-similar
 features among all query + gallery features (itself included), repeated ``qe_times``
-times. The (Q+G)^2 similarity matrix is never held: rows are processed in chunks and
-only the top-k of each row is kept.
+times.
+
+The (N, N) similarity (N = Q + G) is never held, and, being symmetric, only its upper
+triangle is computed: the panel of rows ``a : a + c`` against columns ``a :`` gives
+those rows their candidates from the columns ``>= a`` and gives every later column its
+candidates from these rows. A running top-k per row merges them, so each similarity is
+computed once (half the matmul of a row-by-row pass). Besides the output, one working
+copy of the features is held (normalised in place; raw rows are restored from the norms
+when averaging).
 """
 from typing import Tuple
 
 import torch
-import torch.nn.functional as F
 
 __all__ = ["average_query_expansion"]
+
+
+def _merge_topk(best_sim: torch.Tensor, best_idx: torch.Tensor, sim: torch.Tensor, idx: torch.Tensor) -> None:
+    """Merges candidates (r, m) into the running top-k (r, k) in place."""
+    all_sim, all_idx = torch.cat([best_sim, sim], 1), torch.cat([best_idx, idx], 1)
+    top_sim, pos = all_sim.topk(best_sim.shape[1], dim=1)
+    best_sim.copy_(top_sim)
+    best_idx.copy_(all_idx.gather(1, pos))
+
+
+def _symmetric_topk(norm: torch.Tensor, k: int, chunk_size: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Top-k cosine neighbours of every row of unit-norm (N, D) features: (N, k) sims, indices."""
+    n = norm.shape[0]
+    best_sim = torch.full((n, k), float("-inf"), dtype=norm.dtype, device=norm.device)
+    best_idx = torch.zeros((n, k), dtype=torch.long, device=norm.device)
+    for a in range(0, n, chunk_size):
+        b = min(a + chunk_size, n)
+        panel = norm[a:b] @ norm[a:].t()
+        sim, idx = panel.topk(min(k, panel.shape[1]), dim=1)
+        _merge_topk(best_sim[a:b], best_idx[a:b], sim, idx + a)
+        if b < n:
+            sim, idx = panel[:, b - a:].topk(min(k, b - a), dim=0)
+            _merge_topk(best_sim[b:], best_idx[b:], sim.t(), idx.t() + a)
+    return best_sim, best_idx
 
 
 def average_query_expansion(query_feat: torch.Tensor, gallery_feat: torch.Tensor, qe_times: int = 1,
@@ -25,7 +55,7 @@ def average_query_expansion(query_feat: torch.Tensor, gallery_feat: torch.Tensor
         qe_times: number of expansion rounds.
         qe_k: neighbours averaged per feature (including itself).
         alpha: exponent applied to the cosine similarity weights.
-        chunk_size: rows per similarity matmul.
+        chunk_size: rows per similarity panel.
 
     Returns:
         Expanded (Q, D) query and (G, D) gallery features (not normalised).
@@ -34,12 +64,14 @@ def average_query_expansion(query_feat: torch.Tensor, gallery_feat: torch.Tensor
     feats = torch.cat([query_feat, gallery_feat]).float()
     k = min(qe_k, feats.shape[0])
     for _ in range(qe_times):
-        norm = F.normalize(feats, dim=1)
+        norms = feats.norm(p=2, dim=1, keepdim=True).clamp_min(1e-12)
+        norm = feats.div_(norms)  # the working copy is owned here
+        top_sim, top_idx = _symmetric_topk(norm, k, chunk_size)
         new = torch.empty_like(feats)
         for start in range(0, feats.shape[0], chunk_size):
-            sims = norm[start:start + chunk_size] @ norm.t()
-            top_sim, top_idx = sims.topk(k, dim=1)
-            weights = top_sim.pow(alpha).unsqueeze(-1)
-            new[start:start + chunk_size] = (feats[top_idx] * weights).mean(1)
+            idx = top_idx[start:start + chunk_size]
+            # mean_n f_n w_n = sum_n unit_n (|f_n| w_n / k): one gather and a batched matmul.
+            coef = top_sim[start:start + chunk_size].pow(alpha) * norms[idx, 0] / k
+            new[start:start + chunk_size] = torch.bmm(coef.unsqueeze(1), norm[idx]).squeeze(1)
         feats = new
     return feats[:num_q], feats[num_q:]

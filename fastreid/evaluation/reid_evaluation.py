@@ -2,7 +2,7 @@
 import copy
 import logging
 from collections import OrderedDict
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import torch
@@ -10,8 +10,10 @@ import torch
 from fastreid.config import configurable
 from fastreid.utils import comm
 
-from .distance import DEFAULT_CHUNK, iter_distance_chunks
+from .distance import DEFAULT_CHUNK, iter_distance_chunks, prepare_features
 from .evaluator import DatasetEvaluator
+from .exact_rank import evaluate_rank_exact
+from .faiss_rank import evaluate_rank_faiss
 from .query_expansion import average_query_expansion
 from .rank import RankAccumulator
 from .rerank import re_ranking
@@ -44,7 +46,9 @@ class ReidEvaluator(DatasetEvaluator):
                  aqe_enabled: bool = False, aqe_qe_time: int = 1, aqe_qe_k: int = 5, aqe_alpha: float = 3.0,
                  rerank_enabled: bool = False, rerank_k1: int = 20, rerank_k2: int = 6,
                  rerank_lambda: float = 0.3, roc_enabled: bool = False, ignore_camid: bool = False,
-                 use_cython: bool = True, max_rank: int = 50, chunk_size: int = DEFAULT_CHUNK):
+                 use_cython: bool = True, max_rank: int = 50, chunk_size: int = DEFAULT_CHUNK,
+                 faiss_enabled: bool = False, faiss_topk: int = 100, faiss_use_gpu: bool = True,
+                 exact_ranking: bool = False):
         """
         Args:
             num_query: the first ``num_query`` samples are queries, the rest gallery.
@@ -57,6 +61,15 @@ class ReidEvaluator(DatasetEvaluator):
             use_cython: compiled ranker (identical numbers to the vectorised path).
             max_rank: CMC length.
             chunk_size: query rows per distance chunk (bounds memory).
+            faiss_enabled: rank from a faiss top-``faiss_topk`` search with exact float64
+                re-checks (:func:`~fastreid.evaluation.faiss_rank.evaluate_rank_faiss`);
+                used only without re-ranking and ROC, which need every distance.
+            faiss_topk: neighbours searched per query (TEST.FAISS.TOPK).
+            faiss_use_gpu: GPU faiss index when faiss-gpu and CUDA exist (TEST.FAISS.USE_GPU).
+            exact_ranking: rank on float64 distances via a float32 screen with exact
+                re-checks (:func:`~fastreid.evaluation.exact_rank.evaluate_rank_exact`):
+                chunk-independent numbers, identical to the faiss path; used without
+                re-ranking and ROC.
         """
         self.num_query = num_query
         self.metric = metric
@@ -68,6 +81,8 @@ class ReidEvaluator(DatasetEvaluator):
         self.use_cython = use_cython
         self.max_rank = max_rank
         self.chunk_size = chunk_size
+        self.faiss = dict(enabled=faiss_enabled, topk=faiss_topk, use_gpu=faiss_use_gpu)
+        self.exact_ranking = exact_ranking
         self.reset()
 
     @classmethod
@@ -85,6 +100,9 @@ class ReidEvaluator(DatasetEvaluator):
             "rerank_k2": cfg.TEST.RERANK.K2,
             "rerank_lambda": cfg.TEST.RERANK.LAMBDA,
             "roc_enabled": cfg.TEST.ROC_ENABLED,
+            "faiss_enabled": cfg.TEST.FAISS.ENABLED,
+            "faiss_topk": cfg.TEST.FAISS.TOPK,
+            "faiss_use_gpu": cfg.TEST.FAISS.USE_GPU,
         }
 
     def reset(self) -> None:
@@ -135,6 +153,11 @@ class ReidEvaluator(DatasetEvaluator):
             logger.info("Average query expansion: %s", self.aqe)
             aqe = {k: v for k, v in self.aqe.items() if k != "enabled"}
             query, gallery = average_query_expansion(query, gallery, chunk_size=self.chunk_size, **aqe)
+            del feats, data  # the raw features are no longer needed
+
+        ranked = self._rank_from_features(query, gallery, (q_pids, g_pids, q_camids, g_camids))
+        if ranked is not None:
+            return self._results(*ranked, None)
 
         if self.rerank["enabled"]:
             logger.info("k-reciprocal re-ranking: %s", self.rerank)
@@ -142,7 +165,10 @@ class ReidEvaluator(DatasetEvaluator):
             reranked = re_ranking(query, gallery, self.metric, chunk_size=self.chunk_size, **rr)
             chunks = ((s, reranked[s:s + self.chunk_size]) for s in range(0, nq, self.chunk_size))
         else:
-            chunks = iter_distance_chunks(query, gallery, self.metric, self.chunk_size)
+            # evaluate() owns these tensors (concatenated records or AQE output).
+            query = prepare_features(query, self.metric, inplace=True)
+            gallery = prepare_features(gallery, self.metric, inplace=True)
+            chunks = iter_distance_chunks(query, gallery, self.metric, self.chunk_size, prepared=True)
 
         ranker = RankAccumulator(q_pids, g_pids, q_camids, g_camids, use_cython=self.use_cython,
                                  ignore_camid=self.ignore_camid)
@@ -153,7 +179,26 @@ class ReidEvaluator(DatasetEvaluator):
             if roc is not None:
                 roc.add(dist, start)
         cmc, all_ap, all_inp = ranker.finalize(self.max_rank)
+        return self._results(cmc, all_ap, all_inp, roc)
 
+    def _rank_from_features(self, query: torch.Tensor, gallery: torch.Tensor,
+                            labels: Tuple[np.ndarray, ...]) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """faiss or exact ranking when enabled and no stage needs every distance, else None."""
+        if not (self.faiss["enabled"] or self.exact_ranking):
+            return None
+        if self.rerank["enabled"] or self.roc_enabled:
+            logger.info("faiss/exact ranking skipped: re-ranking and ROC need every query-gallery distance.")
+            return None
+        common = dict(metric=self.metric, max_rank=self.max_rank, use_cython=self.use_cython,
+                      ignore_camid=self.ignore_camid)
+        if self.faiss["enabled"]:
+            return evaluate_rank_faiss(query, gallery, *labels, topk=self.faiss["topk"],
+                                       use_gpu=self.faiss["use_gpu"], chunk_size=self.chunk_size, **common)
+        return evaluate_rank_exact(query, gallery, *labels, **common)
+
+    @staticmethod
+    def _results(cmc: np.ndarray, all_ap: np.ndarray, all_inp: np.ndarray,
+                 roc: Optional[RocAccumulator]) -> Dict[str, float]:
         results = OrderedDict()
         for r in (1, 5, 10):
             results[f"Rank-{r}"] = float(cmc[min(r, len(cmc)) - 1]) * 100

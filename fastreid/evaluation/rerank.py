@@ -207,8 +207,10 @@ def re_ranking(query_feat: torch.Tensor, gallery_feat: torch.Tensor, metric: str
     vq = v[:num_q]
     vg_csc = v[num_q:].tocsc()
     vg_csc.sort_indices()
-    s = _jaccard_min_sum(vq, vg_csc, max(1, torch.get_num_threads()))
-    jaccard = 1 - s / (2.0 - s)
     final *= lambda_value
-    final += torch.from_numpy(jaccard * (1 - lambda_value))
+    # Query-row chunks: only one chunk of the Jaccard term and its temporaries is held.
+    for a in range(0, num_q, chunk_size):
+        s = _jaccard_min_sum(vq[a:a + chunk_size], vg_csc, max(1, torch.get_num_threads()))
+        jaccard = 1 - s / (2.0 - s)
+        final[a:a + chunk_size] += torch.from_numpy(jaccard * (1 - lambda_value))
     return final

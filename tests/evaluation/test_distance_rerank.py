@@ -36,10 +36,14 @@ def test_re_ranking_matches_dense_original(metric, k1, k2):
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
 
 
-def test_average_query_expansion_matches_dense_formula():
+@pytest.mark.parametrize("chunk_size", [3, 7, 64])
+def test_average_query_expansion_matches_dense_formula(chunk_size):
+    # chunk 3 < qe_k: a panel gives later rows fewer candidates than k.
     torch.manual_seed(1)
     q, g = torch.randn(9, 12), torch.randn(31, 12)
-    got_q, got_g = average_query_expansion(q, g, qe_times=2, qe_k=4, alpha=3.0, chunk_size=7)
+    q_in, g_in = q.clone(), g.clone()
+    got_q, got_g = average_query_expansion(q, g, qe_times=2, qe_k=4, alpha=3.0, chunk_size=chunk_size)
+    assert torch.equal(q, q_in) and torch.equal(g, g_in)  # inputs untouched
     want_q, want_g = dense_aqe(q.numpy(), g.numpy(), 2, 4, 3.0)
     np.testing.assert_allclose(got_q.numpy(), want_q, atol=1e-5)
     np.testing.assert_allclose(got_g.numpy(), want_g, atol=1e-5)

@@ -155,3 +155,46 @@ def jaccard_min_sum(
                 for b in range(c_indptr[k], c_indptr[k + 1]):
                     vg = c_data[b]
                     out[q, c_rows[b]] += vq if vq < vg else vg
+
+
+def pair_dots(
+    const float[:, ::1] gallery,
+    const double[:, ::1] query,
+    const long long[::1] rows,
+    const long long[::1] cols,
+    double[::1] out,
+):
+    """``out[p] = <query[rows[p]], gallery[cols[p]]>`` in float64, in a fixed order.
+
+    Every pair is summed by the same instruction sequence, so a pair gets the same bits
+    whatever else is computed alongside (identical features tie exactly).
+
+    Args:
+        gallery: (G, D) float32 features.
+        query: (Q, D) float64 features.
+        rows, cols: (P,) query and gallery indices.
+        out: (P,) float64 output.
+    """
+    cdef Py_ssize_t num_p = rows.shape[0]
+    cdef Py_ssize_t dim = query.shape[1]
+    cdef Py_ssize_t dim4 = dim - dim % 4
+    cdef Py_ssize_t p, d
+    cdef const double* qv
+    cdef const float* gv
+    cdef double a0, a1, a2, a3
+    with nogil:
+        for p in range(num_p):
+            qv = &query[rows[p], 0]
+            gv = &gallery[cols[p], 0]
+            a0 = 0.0
+            a1 = 0.0
+            a2 = 0.0
+            a3 = 0.0
+            for d in range(0, dim4, 4):
+                a0 += qv[d] * gv[d]
+                a1 += qv[d + 1] * gv[d + 1]
+                a2 += qv[d + 2] * gv[d + 2]
+                a3 += qv[d + 3] * gv[d + 3]
+            for d in range(dim4, dim):
+                a0 += qv[d] * gv[d]
+            out[p] = (a0 + a1) + (a2 + a3)
