@@ -78,6 +78,7 @@ class DefaultTrainer(TrainerBase):
         self.start_epoch = 0
         self.start_iter: Optional[int] = None
         self._resumed_sampler_seed: Optional[int] = None
+        self._last_eval_results: Optional[Mapping[str, Any]] = None
         self.max_epoch = cfg.SOLVER.MAX_EPOCH
         self.register_hooks(self.build_hooks())
 
@@ -124,9 +125,7 @@ class DefaultTrainer(TrainerBase):
     def train(self) -> Optional[Mapping[str, Any]]:
         """Train from ``start_epoch`` to SOLVER.MAX_EPOCH; return the last evaluation results (main process)."""
         super().train(self.start_epoch, self.max_epoch, self.iters_per_epoch, start_iter=self.start_iter)
-        if comm.is_main_process() and hasattr(self, "_last_eval_results"):
-            return self._last_eval_results
-        return None
+        return self._last_eval_results if comm.is_main_process() else None
 
     def run_step(self) -> None:
         self._trainer.iter = self.iter
