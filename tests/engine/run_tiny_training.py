@@ -29,14 +29,14 @@ def main() -> None:
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
     opts = tiny_overrides(ns.data_root, ns.output_dir) + [
-        "SOLVER.MAX_EPOCH", "2", "SOLVER.CHECKPOINT_PERIOD_ITERS", "3", "SOLVER.CHECKPOINT_PERIOD", "0",
+        "SOLVER.MAX_EPOCH", "2", "SOLVER.CHECKPOINT_PERIOD_ITERS", "2", "SOLVER.CHECKPOINT_PERIOD", "0",
         "TEST.EVAL_PERIOD", "0", "INPUT.CJ.ENABLED", "True", "INPUT.CJ.PROB", "0.5",
     ]
     args = default_argument_parser().parse_args((["--resume"] if ns.resume else []) + opts)
     cfg = setup_cfg(args)
     default_setup(cfg, args)
     trainer = DefaultTrainer(cfg)
-    assert trainer.iters_per_epoch == 4, trainer.iters_per_epoch
+    assert trainer.iters_per_epoch == 3, trainer.iters_per_epoch
     if ns.kill_after_iter >= 0:
         def kill(t):
             if t.iter == ns.kill_after_iter:
