@@ -409,3 +409,6 @@ _C.CUDNN_BENCHMARK = False
 
 # Random seed (fastreid); a negative value draws a fresh seed, which is logged. Each rank adds its rank.
 _C.SEED = -1
+# Use only deterministic algorithms (torch.use_deterministic_algorithms; cudnn autotuning off), so that two
+# runs with the same SEED give the same numbers (fastreid). Slower on GPUs.
+_C.DETERMINISTIC = False

@@ -88,6 +88,7 @@ def default_setup(cfg: CfgNode, args: argparse.Namespace) -> None:
         with PathManager.open(config_file, "r") as f:
             logger.info("Contents of args.config_file=%s:\n%s", config_file, f.read())
 
+    logger.info("Running with full config:\n%s", cfg.dump())
     resolve_device(cfg.MODEL.DEVICE)
 
     if comm.is_main_process() and output_dir:
@@ -98,7 +99,12 @@ def default_setup(cfg: CfgNode, args: argparse.Namespace) -> None:
     seed = seed_all_rng(None if cfg.SEED < 0 else cfg.SEED + rank)
     logger.info("Random seed of this process: %d", seed)
 
-    if not getattr(args, "eval_only", False):
+    if cfg.DETERMINISTIC:
+        # cuBLAS needs a fixed workspace for deterministic results; it must be set before the first CUDA call.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    elif not getattr(args, "eval_only", False):
         torch.backends.cudnn.benchmark = cfg.CUDNN_BENCHMARK
 
 

@@ -26,11 +26,10 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--kill-after-iter", type=int, default=-1)
     ns = parser.parse_args()
-    torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
     opts = tiny_overrides(ns.data_root, ns.output_dir) + [
         "SOLVER.MAX_EPOCH", "2", "SOLVER.CHECKPOINT_PERIOD_ITERS", "2", "SOLVER.CHECKPOINT_PERIOD", "0",
-        "TEST.EVAL_PERIOD", "0", "INPUT.CJ.ENABLED", "True", "INPUT.CJ.PROB", "0.5",
+        "TEST.EVAL_PERIOD", "0", "DETERMINISTIC", "True", "INPUT.CJ.ENABLED", "True", "INPUT.CJ.PROB", "0.5",
     ]
     args = default_argument_parser().parse_args((["--resume"] if ns.resume else []) + opts)
     cfg = setup_cfg(args)

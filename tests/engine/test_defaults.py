@@ -47,3 +47,12 @@ def test_default_setup_rejects_cuda_without_a_gpu(tmp_path):
     cfg = setup_cfg(_args("OUTPUT_DIR", str(tmp_path), "MODEL.DEVICE", "cuda"))
     with pytest.raises(ValueError, match="MODEL.DEVICE cpu"):
         default_setup(cfg, _args())
+
+
+def test_deterministic_mode_switches_torch_to_deterministic_algorithms(tmp_path):
+    cfg = setup_cfg(_args("OUTPUT_DIR", str(tmp_path), "MODEL.DEVICE", "cpu", "DETERMINISTIC", "True"))
+    try:
+        default_setup(cfg, _args())
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
