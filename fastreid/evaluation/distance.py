@@ -11,12 +11,16 @@ from typing import Iterator, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-__all__ = ["METRICS", "prepare_features", "iter_distance_chunks", "compute_distance_matrix", "pair_distance"]
+__all__ = ["METRICS", "prepare_features", "budget_chunk_rows", "distance_block", "iter_distance_chunks",
+           "compute_distance_matrix", "pair_distance"]
 
 METRICS = ("cosine", "euclidean")
 
 # Query rows per chunk: 1024 x 100k gallery float32 is 400 MB.
 DEFAULT_CHUNK = 1024
+# Bytes of one float32 distance chunk when the rows are chosen from a budget: large enough
+# that the matmul runs near its one-shot speed, small enough for MSMT17-size galleries.
+DEFAULT_CHUNK_BYTES = 256 * 2**20
 
 
 def _check_metric(metric: str) -> None:
@@ -42,6 +46,32 @@ def prepare_features(feat: torch.Tensor, metric: str, inplace: bool = False) -> 
     return F.normalize(feat, dim=1)
 
 
+def budget_chunk_rows(num_rows: int, num_cols: int, budget_bytes: int = DEFAULT_CHUNK_BYTES,
+                      min_rows: int = 256) -> int:
+    """Rows per chunk so that a (rows, num_cols) float32 chunk fits ``budget_bytes``.
+
+    At least ``min_rows`` (matmul efficiency), at most ``num_rows``.
+    """
+    return max(1, min(num_rows, max(min_rows, budget_bytes // (4 * max(num_cols, 1)))))
+
+
+def distance_block(query: torch.Tensor, gallery: torch.Tensor, metric: str,
+                   gallery_sq: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """(c, G) distances of prepared features (see :func:`prepare_features`).
+
+    Args:
+        query: (c, D) prepared features.
+        gallery: (G, D) prepared features.
+        metric: ``"cosine"`` or ``"euclidean"``.
+        gallery_sq: optional precomputed (G,) squared norms of ``gallery`` (euclidean).
+    """
+    if metric == "cosine":
+        return torch.addmm(torch.ones((), dtype=query.dtype, device=query.device), query, gallery.t(), alpha=-1)
+    if gallery_sq is None:
+        gallery_sq = gallery.pow(2).sum(1)
+    return torch.addmm(query.pow(2).sum(1, keepdim=True) + gallery_sq, query, gallery.t(), alpha=-2)
+
+
 def iter_distance_chunks(query: torch.Tensor, gallery: torch.Tensor, metric: str,
                          chunk_size: int = DEFAULT_CHUNK,
                          prepared: bool = False) -> Iterator[Tuple[int, torch.Tensor]]:
@@ -59,15 +89,9 @@ def iter_distance_chunks(query: torch.Tensor, gallery: torch.Tensor, metric: str
     """
     if not prepared:
         query, gallery = prepare_features(query, metric), prepare_features(gallery, metric)
-    g_t = gallery.t()
     g_sq = gallery.pow(2).sum(1) if metric == "euclidean" else None
     for start in range(0, query.shape[0], chunk_size):
-        q = query[start:start + chunk_size]
-        if metric == "cosine":
-            dist = torch.addmm(torch.ones((), dtype=q.dtype, device=q.device), q, g_t, alpha=-1)
-        else:
-            dist = torch.addmm(q.pow(2).sum(1, keepdim=True) + g_sq, q, g_t, alpha=-2)
-        yield start, dist
+        yield start, distance_block(query[start:start + chunk_size], gallery, metric, g_sq)
 
 
 def compute_distance_matrix(query: torch.Tensor, gallery: torch.Tensor, metric: str = "cosine",

@@ -6,42 +6,17 @@ features among all query + gallery features (itself included), repeated ``qe_tim
 times.
 
 The (N, N) similarity (N = Q + G) is never held, and, being symmetric, only its upper
-triangle is computed: the panel of rows ``a : a + c`` against columns ``a :`` gives
-those rows their candidates from the columns ``>= a`` and gives every later column its
-candidates from these rows. A running top-k per row merges them, so each similarity is
-computed once (half the matmul of a row-by-row pass). Besides the output, one working
-copy of the features is held (normalised in place; raw rows are restored from the norms
-when averaging).
+triangle is computed (:func:`fastreid.evaluation.neighbours.symmetric_topk`), half the
+matmul of a row-by-row pass. Besides the output, one working copy of the features is held
+(normalised in place; raw rows are restored from the norms when averaging).
 """
 from typing import Tuple
 
 import torch
 
+from .neighbours import symmetric_topk
+
 __all__ = ["average_query_expansion"]
-
-
-def _merge_topk(best_sim: torch.Tensor, best_idx: torch.Tensor, sim: torch.Tensor, idx: torch.Tensor) -> None:
-    """Merges candidates (r, m) into the running top-k (r, k) in place."""
-    all_sim, all_idx = torch.cat([best_sim, sim], 1), torch.cat([best_idx, idx], 1)
-    top_sim, pos = all_sim.topk(best_sim.shape[1], dim=1)
-    best_sim.copy_(top_sim)
-    best_idx.copy_(all_idx.gather(1, pos))
-
-
-def _symmetric_topk(norm: torch.Tensor, k: int, chunk_size: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Top-k cosine neighbours of every row of unit-norm (N, D) features: (N, k) sims, indices."""
-    n = norm.shape[0]
-    best_sim = torch.full((n, k), float("-inf"), dtype=norm.dtype, device=norm.device)
-    best_idx = torch.zeros((n, k), dtype=torch.long, device=norm.device)
-    for a in range(0, n, chunk_size):
-        b = min(a + chunk_size, n)
-        panel = norm[a:b] @ norm[a:].t()
-        sim, idx = panel.topk(min(k, panel.shape[1]), dim=1)
-        _merge_topk(best_sim[a:b], best_idx[a:b], sim, idx + a)
-        if b < n:
-            sim, idx = panel[:, b - a:].topk(min(k, b - a), dim=0)
-            _merge_topk(best_sim[b:], best_idx[b:], sim.t(), idx.t() + a)
-    return best_sim, best_idx
 
 
 def average_query_expansion(query_feat: torch.Tensor, gallery_feat: torch.Tensor, qe_times: int = 1,
@@ -66,7 +41,7 @@ def average_query_expansion(query_feat: torch.Tensor, gallery_feat: torch.Tensor
     for _ in range(qe_times):
         norms = feats.norm(p=2, dim=1, keepdim=True).clamp_min(1e-12)
         norm = feats.div_(norms)  # the working copy is owned here
-        top_sim, top_idx = _symmetric_topk(norm, k, chunk_size)
+        top_sim, top_idx = symmetric_topk(len(norm), k, lambda a, b: norm[a:b] @ norm[a:].t(), chunk_size)
         new = torch.empty_like(feats)
         for start in range(0, feats.shape[0], chunk_size):
             idx = top_idx[start:start + chunk_size]

@@ -10,7 +10,7 @@ import torch
 from fastreid.config import configurable
 from fastreid.utils import comm
 
-from .distance import DEFAULT_CHUNK, iter_distance_chunks, prepare_features
+from .distance import budget_chunk_rows, iter_distance_chunks, prepare_features
 from .evaluator import DatasetEvaluator
 from .exact_rank import evaluate_rank_exact
 from .faiss_rank import evaluate_rank_faiss
@@ -46,7 +46,7 @@ class ReidEvaluator(DatasetEvaluator):
                  aqe_enabled: bool = False, aqe_qe_time: int = 1, aqe_qe_k: int = 5, aqe_alpha: float = 3.0,
                  rerank_enabled: bool = False, rerank_k1: int = 20, rerank_k2: int = 6,
                  rerank_lambda: float = 0.3, roc_enabled: bool = False, ignore_camid: bool = False,
-                 use_cython: bool = True, max_rank: int = 50, chunk_size: int = DEFAULT_CHUNK,
+                 use_cython: bool = True, max_rank: int = 50, chunk_size: Optional[int] = None,
                  faiss_enabled: bool = False, faiss_topk: int = 100, faiss_use_gpu: bool = True,
                  exact_ranking: bool = False):
         """
@@ -60,7 +60,9 @@ class ReidEvaluator(DatasetEvaluator):
             ignore_camid: keep same-camera gallery items of the query identity.
             use_cython: compiled ranker (identical numbers to the vectorised path).
             max_rank: CMC length.
-            chunk_size: query rows per distance chunk (bounds memory).
+            chunk_size: query rows per distance chunk (bounds memory); ``None`` picks them
+                from a 256 MiB float32 budget (all Market-1501 queries at once, ~800 rows
+                of an MSMT17 gallery), and leaves AQE and re-ranking their own panel size.
             faiss_enabled: rank from a faiss top-``faiss_topk`` search with exact float64
                 re-checks (:func:`~fastreid.evaluation.faiss_rank.evaluate_rank_faiss`);
                 used only without re-ranking and ROC, which need every distance.
@@ -149,10 +151,11 @@ class ReidEvaluator(DatasetEvaluator):
         query, gallery = feats[:nq], feats[nq:]
         pids, camids = data["pids"].numpy(), data["camids"].numpy()
         q_pids, g_pids, q_camids, g_camids = pids[:nq], pids[nq:], camids[:nq], camids[nq:]
+        chunk = self.chunk_size or budget_chunk_rows(nq, len(g_pids))
         if self.aqe["enabled"]:
             logger.info("Average query expansion: %s", self.aqe)
             aqe = {k: v for k, v in self.aqe.items() if k != "enabled"}
-            query, gallery = average_query_expansion(query, gallery, chunk_size=self.chunk_size, **aqe)
+            query, gallery = average_query_expansion(query, gallery, **self._own_chunk(), **aqe)
             del feats, data  # the raw features are no longer needed
 
         ranked = self._rank_from_features(query, gallery, (q_pids, g_pids, q_camids, g_camids))
@@ -162,13 +165,13 @@ class ReidEvaluator(DatasetEvaluator):
         if self.rerank["enabled"]:
             logger.info("k-reciprocal re-ranking: %s", self.rerank)
             rr = {k: v for k, v in self.rerank.items() if k != "enabled"}
-            reranked = re_ranking(query, gallery, self.metric, chunk_size=self.chunk_size, **rr)
-            chunks = ((s, reranked[s:s + self.chunk_size]) for s in range(0, nq, self.chunk_size))
+            reranked = re_ranking(query, gallery, self.metric, **self._own_chunk(), **rr)
+            chunks = ((s, reranked[s:s + chunk]) for s in range(0, nq, chunk))
         else:
             # evaluate() owns these tensors (concatenated records or AQE output).
             query = prepare_features(query, self.metric, inplace=True)
             gallery = prepare_features(gallery, self.metric, inplace=True)
-            chunks = iter_distance_chunks(query, gallery, self.metric, self.chunk_size, prepared=True)
+            chunks = iter_distance_chunks(query, gallery, self.metric, chunk, prepared=True)
 
         ranker = RankAccumulator(q_pids, g_pids, q_camids, g_camids, use_cython=self.use_cython,
                                  ignore_camid=self.ignore_camid)
@@ -180,6 +183,10 @@ class ReidEvaluator(DatasetEvaluator):
                 roc.add(dist, start)
         cmc, all_ap, all_inp = ranker.finalize(self.max_rank)
         return self._results(cmc, all_ap, all_inp, roc)
+
+    def _own_chunk(self) -> Dict[str, int]:
+        """``chunk_size`` for stages with their own default (AQE, re-ranking, faiss), if set."""
+        return {} if self.chunk_size is None else {"chunk_size": self.chunk_size}
 
     def _rank_from_features(self, query: torch.Tensor, gallery: torch.Tensor,
                             labels: Tuple[np.ndarray, ...]) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -193,7 +200,7 @@ class ReidEvaluator(DatasetEvaluator):
                       ignore_camid=self.ignore_camid)
         if self.faiss["enabled"]:
             return evaluate_rank_faiss(query, gallery, *labels, topk=self.faiss["topk"],
-                                       use_gpu=self.faiss["use_gpu"], chunk_size=self.chunk_size, **common)
+                                       use_gpu=self.faiss["use_gpu"], **self._own_chunk(), **common)
         return evaluate_rank_exact(query, gallery, *labels, **common)
 
     @staticmethod

@@ -11,8 +11,9 @@ Gives the same distances as the authors' dense code (up to float rounding):
 4. ``jaccard = 1 - s / (2 - s)`` with ``s = sum_k min(V[q, k], V[g, k])``;
    ``final = jaccard * (1 - lambda) + O * lambda``.
 
-Instead of dense (Q+G)^2 matrices and a full argsort, one chunked pass over the
-distances keeps each row's top ``k1 + 1 + margin`` neighbours and its maximum; ``V`` is
+Instead of dense (Q+G)^2 matrices and a full argsort, one chunked pass over the upper
+triangle of the (symmetric) distances keeps each row's top ``2 (k1 + 1) + margin``
+neighbours and its maximum (:func:`fastreid.evaluation.neighbours.symmetric_topk`); ``V`` is
 a sparse matrix with at most a few hundred entries per row; the Jaccard term is a
 sparse min-sum computed by the compiled kernel (or a NumPy twin).
 """
@@ -24,7 +25,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .distance import iter_distance_chunks, pair_distance, prepare_features
+from .distance import distance_block, iter_distance_chunks, pair_distance, prepare_features
+from .neighbours import symmetric_topk
 from .rank import _rank_cy
 
 logger = logging.getLogger(__name__)
@@ -39,7 +41,11 @@ _MARGIN = 8
 
 def _neighbour_pass(feats: torch.Tensor, num_query: int, metric: str, k: int,
                     chunk_size: int) -> Tuple[np.ndarray, np.ndarray, torch.Tensor, np.ndarray, np.ndarray]:
-    """One pass over the (N, N) distances of already prepared features.
+    """One pass over the upper triangle of the (N, N) distances of prepared features.
+
+    Candidates are selected on ``|d|``, which orders like ``d^2`` (rounded squaring is
+    monotone in ``|d|``); only the selected entries, the row maxima and the (Q, G) block
+    are squared.
 
     Returns:
         top (N, k) neighbour indices ordered by (O, index), rowmax (N,) of d^2, the
@@ -48,21 +54,26 @@ def _neighbour_pass(feats: torch.Tensor, num_query: int, metric: str, k: int,
     """
     n = feats.shape[0]
     kk = min(2 * k + _MARGIN, n)
-    cand_d = torch.empty((n, kk), dtype=torch.float32)
-    cand_i = torch.empty((n, kk), dtype=torch.int64)
-    rowmax = torch.empty(n, dtype=torch.float32)
+    sq_norm = feats.pow(2).sum(1) if metric == "euclidean" else None
+    absmax = torch.zeros(n, dtype=feats.dtype, device=feats.device)
     qg = torch.empty((num_query, n - num_query), dtype=torch.float32)
-    for start, dist in iter_distance_chunks(feats, feats, metric, chunk_size, prepared=True):
-        sq = dist.pow(2).float()
-        end = start + sq.shape[0]
-        rowmax[start:end] = sq.max(1).values.cpu()
-        vals, idx = sq.topk(kk, dim=1, largest=False)
-        cand_d[start:end], cand_i[start:end] = vals.cpu(), idx.cpu()
-        if start < num_query:
-            rows = min(end, num_query) - start
-            qg[start:start + rows] = sq[:rows, num_query:].cpu()
-    o = (cand_d / rowmax[:, None]).numpy()
-    cand_i = cand_i.numpy()
+
+    def panel(a: int, b: int) -> torch.Tensor:
+        g_sq = None if sq_norm is None else sq_norm[a:]
+        return distance_block(feats[a:b], feats[a:], metric, g_sq).abs_()
+
+    def visit(a: int, b: int, dist: torch.Tensor) -> None:
+        torch.maximum(absmax[a:b], dist.amax(1), out=absmax[a:b])
+        if b < n:
+            torch.maximum(absmax[b:], dist[:, b - a:].amax(0), out=absmax[b:])
+        if a < num_query:
+            rows = min(b, num_query) - a
+            qg[a:a + rows] = dist[:rows, num_query - a:].square()
+
+    cand_abs, cand_i = symmetric_topk(n, kk, panel, chunk_size, largest=False, visit=visit)
+    rowmax = absmax.square().float().cpu()
+    o = (cand_abs.square().float().cpu() / rowmax[:, None]).numpy()
+    cand_i = cand_i.cpu().numpy()
     order = np.lexsort((cand_i, o), axis=-1)
     o, cand_i = np.take_along_axis(o, order, 1), np.take_along_axis(cand_i, order, 1)
     top = cand_i[:, :k].copy()

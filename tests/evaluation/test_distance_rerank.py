@@ -26,11 +26,13 @@ def test_unknown_metric_fails():
 
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
 @pytest.mark.parametrize("k1,k2", [(20, 6), (5, 1), (7, 3)])
-def test_re_ranking_matches_dense_original(metric, k1, k2):
+@pytest.mark.parametrize("chunk_size", [5, 16, 128])
+def test_re_ranking_matches_dense_original(metric, k1, k2, chunk_size):
+    # chunk 5: many panels, the last ones narrower than the candidate lists; 128: one panel.
     torch.manual_seed(k1 + k2)
     q, g = torch.randn(25, 16), torch.randn(70, 16)
     q[:8] = g[:8] + 0.1 * torch.randn(8, 16)  # some true matches
-    got = re_ranking(q, g, metric, k1, k2, 0.3, chunk_size=16).numpy()
+    got = re_ranking(q, g, metric, k1, k2, 0.3, chunk_size=chunk_size).numpy()
     d = lambda a, b: compute_distance_matrix(a, b, metric).numpy()  # noqa: E731
     want = dense_re_ranking(d(q, g), d(q, q), d(g, g), k1, k2, 0.3)
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
