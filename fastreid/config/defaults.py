@@ -30,6 +30,9 @@ _C.MODEL.META_ARCHITECTURE = "Baseline"
 _C.MODEL.FREEZE_LAYERS = [""]
 # MoCo memory size (number of queued features).
 _C.MODEL.QUEUE_SIZE = 8192
+# Channels-last (NHWC) weights and inputs (fastreid): faster convolutions on CPUs with oneDNN and on GPUs
+# with tensor cores (measured in docs/benchmarks.md).
+_C.MODEL.CHANNELS_LAST = False
 
 # ---------------------------------------------------------------------------- #
 # Backbone options

@@ -29,10 +29,17 @@ class ReIDMetaArch(nn.Module):
         self.losses = nn.ModuleList(losses)
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean, dtype=torch.float32).view(1, -1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std, dtype=torch.float32).view(1, -1, 1, 1), False)
+        self.memory_format = torch.contiguous_format
 
     @property
     def device(self) -> torch.device:
         return self.pixel_mean.device
+
+    def use_channels_last(self) -> "ReIDMetaArch":
+        """Store weights and feed images in channels-last (NHWC) memory format (MODEL.CHANNELS_LAST)."""
+        self.to(memory_format=torch.channels_last)
+        self.memory_format = torch.channels_last
+        return self
 
     def preprocess_image(self, batched_inputs: Batch) -> torch.Tensor:
         """Normalised B×3×H×W images on the model's device from ``batched_inputs["images"]`` (0-255 floats)
@@ -41,7 +48,7 @@ class ReIDMetaArch(nn.Module):
         if not isinstance(images, torch.Tensor):
             raise TypeError(f"Expected images as a B×3×H×W tensor, got {type(images).__name__}")
         images = images.to(self.device, non_blocking=True)
-        return (images - self.pixel_mean) / self.pixel_std
+        return ((images - self.pixel_mean) / self.pixel_std).contiguous(memory_format=self.memory_format)
 
     def targets_of(self, batched_inputs: Batch) -> torch.Tensor:
         """The B long identity labels of a training batch, on the model's device."""

@@ -32,5 +32,9 @@ def build_model(cfg) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise TypeError(f"Meta-architecture '{cfg.MODEL.META_ARCHITECTURE}' built {type(model).__name__}")
     model.to(device)
-    logger.info("Built %s on %s", type(model).__name__, device)
+    if cfg.MODEL.CHANNELS_LAST:
+        if not hasattr(model, "use_channels_last"):
+            raise ValueError(f"MODEL.CHANNELS_LAST is set but {type(model).__name__} has no use_channels_last()")
+        model.use_channels_last()
+    logger.info("Built %s on %s%s", type(model).__name__, device, " (channels-last)" if cfg.MODEL.CHANNELS_LAST else "")
     return model
