@@ -1,17 +1,13 @@
 """The inference graph that deployment formats capture, and the model it wraps built from a config."""
-import logging
 from typing import Optional, Sequence
 
 import torch
 from torch import nn
 
-from fastreid.config import CfgNode, get_cfg
-from fastreid.modeling import build_model
-from fastreid.utils.checkpoint import Checkpointer
+from fastreid.config import CfgNode
+from fastreid.predictor import load_inference_config, load_model
 
 __all__ = ["FeatureExtractor", "build_export_model", "export_cfg", "model_device"]
-
-logger = logging.getLogger(__name__)
 
 
 class FeatureExtractor(nn.Module):
@@ -59,29 +55,11 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 def export_cfg(config_file: str = "", opts: Optional[Sequence[str]] = None, device: str = "cpu") -> CfgNode:
-    """The config of a model to export: defaults, ``config_file``, then ``KEY VALUE`` ``opts``; frozen.
-
-    ImageNet initialisation is switched off (the weights come from MODEL.WEIGHTS, and nothing is downloaded)
-    and the model is built on ``device``.
-    """
-    cfg = get_cfg()
-    if config_file:
-        cfg.merge_from_file(config_file)
-    cfg.merge_from_list(list(opts or []))
-    cfg.MODEL.BACKBONE.PRETRAIN = False
-    cfg.MODEL.DEVICE = device
-    cfg.freeze()
-    return cfg
+    """The config of a model to export: :func:`fastreid.predictor.load_inference_config` built on ``device``."""
+    return load_inference_config(config_file, opts=list(opts or []) + ["MODEL.DEVICE", device])
 
 
 def build_export_model(cfg: CfgNode) -> FeatureExtractor:
-    """Build the model of ``cfg``, load MODEL.WEIGHTS (if set) and wrap it for export.
-
-    Without MODEL.WEIGHTS the model keeps its random initialisation; a warning says so.
-    """
-    model = build_model(cfg)
-    if cfg.MODEL.WEIGHTS:
-        Checkpointer(model, save_rng=False).load(cfg.MODEL.WEIGHTS, checkpointables=[])
-    else:
-        logger.warning("MODEL.WEIGHTS is empty: exporting a randomly initialised model")
-    return FeatureExtractor(model)
+    """The model of ``cfg`` with MODEL.WEIGHTS loaded (see :func:`fastreid.predictor.load_model`), wrapped for
+    export."""
+    return FeatureExtractor(load_model(cfg))
