@@ -8,7 +8,6 @@
 import logging
 
 from fastreid.engine import DefaultTrainer, default_argument_parser, default_setup, launch, setup_cfg
-from fastreid.utils.checkpoint import Checkpointer
 
 logger = logging.getLogger("fastreid.train_net")
 
@@ -17,12 +16,7 @@ def main(args):
     cfg = setup_cfg(args)
     default_setup(cfg, args)
     if args.eval_only:
-        cfg.defrost()
-        cfg.MODEL.BACKBONE.PRETRAIN = False
-        cfg.freeze()
-        model = DefaultTrainer.build_model(cfg)
-        Checkpointer(model).load(cfg.MODEL.WEIGHTS)
-        return DefaultTrainer.test(cfg, model)
+        return DefaultTrainer.test_weights(cfg)
 
     trainer = DefaultTrainer(cfg)
     trainer.resume_or_load(resume=args.resume)

@@ -53,9 +53,10 @@ def default_argument_parser(description: Optional[str] = None) -> argparse.Argum
     return parser
 
 
-def setup_cfg(args: argparse.Namespace) -> CfgNode:
-    """Build the run's config: defaults, then ``args.config_file``, then ``args.opts``; frozen."""
-    cfg = get_cfg()
+def setup_cfg(args: argparse.Namespace, cfg: Optional[CfgNode] = None) -> CfgNode:
+    """Build the run's config: ``cfg`` (default: ``get_cfg()``; a project passes it with its own keys added),
+    then ``args.config_file``, then ``args.opts``; frozen."""
+    cfg = get_cfg() if cfg is None else cfg
     if args.config_file:
         cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(args.opts or [])

@@ -259,6 +259,17 @@ class DefaultTrainer(TrainerBase):
         return self._last_eval_results
 
     @classmethod
+    def test_weights(cls, cfg: CfgNode) -> "OrderedDict[str, Dict]":
+        """``--eval-only``: build the model without ImageNet initialisation, load MODEL.WEIGHTS and test it."""
+        cfg = cfg.clone()
+        cfg.defrost()
+        cfg.MODEL.BACKBONE.PRETRAIN = False
+        cfg.freeze()
+        model = cls.build_model(cfg)
+        Checkpointer(model, save_rng=False).load(cfg.MODEL.WEIGHTS)
+        return cls.test(cfg, model)
+
+    @classmethod
     def test(cls, cfg: CfgNode, model: nn.Module, evaluators: Optional[List] = None) -> "OrderedDict[str, Dict]":
         """Evaluate ``model`` on every dataset of DATASETS.TESTS.
 

@@ -8,9 +8,8 @@ import logging
 from typing import List
 
 from fastreid.config import get_cfg
-from fastreid.engine import DefaultTrainer, HookBase, default_argument_parser, default_setup, launch
+from fastreid.engine import DefaultTrainer, HookBase, default_argument_parser, default_setup, launch, setup_cfg
 from fastreid.engine.hooks import PeriodicWriter
-from fastreid.utils.checkpoint import Checkpointer
 
 from toy_project import WeightNormHook, add_toy_config
 
@@ -32,10 +31,7 @@ def setup(args):
     """Defaults, then the project's keys, then the config file and command-line overrides."""
     cfg = get_cfg()
     add_toy_config(cfg)
-    if args.config_file:
-        cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts or [])
-    cfg.freeze()
+    cfg = setup_cfg(args, cfg)
     default_setup(cfg, args)
     return cfg
 
@@ -43,9 +39,7 @@ def setup(args):
 def main(args):
     cfg = setup(args)
     if args.eval_only:
-        model = Trainer.build_model(cfg)
-        Checkpointer(model).load(cfg.MODEL.WEIGHTS)
-        return Trainer.test(cfg, model)
+        return Trainer.test_weights(cfg)
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=args.resume)
     return trainer.train()
