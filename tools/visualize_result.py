@@ -29,7 +29,7 @@ from matplotlib.figure import Figure  # a bare Figure renders with Agg; no pyplo
 
 from fastreid.data import build_reid_test_loader
 from fastreid.evaluation import RankAccumulator, compute_distance_matrix, inference_on_dataset
-from fastreid.evaluation.visualizer import visualize_ranked_results
+from fastreid.evaluation.visualizer import select_queries, visualize_ranked_results
 from fastreid.predictor import FeatureCollector, inference_argument_parser, load_inference_config, load_model
 from fastreid.utils.logger import setup_logger
 
@@ -97,15 +97,6 @@ def plot_roc(fpr: np.ndarray, tpr: np.ndarray, path: str) -> float:
     fig.tight_layout()
     fig.savefig(path)
     return auc
-
-
-def select_queries(ap: np.ndarray, valid: np.ndarray, selection: str, num: int, seed: int = 0) -> List[int]:
-    """Query indices: the ``num`` lowest-AP ("worst"), highest-AP ("best") or random valid queries."""
-    candidates = np.flatnonzero(valid)
-    if selection == "random":
-        return sorted(np.random.default_rng(seed).choice(candidates, min(num, len(candidates)), False).tolist())
-    key = ap[candidates] if selection == "worst" else -ap[candidates]
-    return candidates[np.argsort(key, kind="stable")[:num]].tolist()
 
 
 def write_labels(path: str, queries: Sequence[int], dist: np.ndarray, ap: np.ndarray, data: Dict, num_query: int,

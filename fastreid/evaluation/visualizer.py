@@ -16,7 +16,7 @@ from .rank import RankAccumulator
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["visualize_ranked_results", "MATCH_COLOR", "MISMATCH_COLOR"]
+__all__ = ["visualize_ranked_results", "select_queries", "MATCH_COLOR", "MISMATCH_COLOR"]
 
 MATCH_COLOR = (0, 200, 0)
 MISMATCH_COLOR = (220, 0, 0)
@@ -24,8 +24,10 @@ QUERY_COLOR = (0, 0, 0)
 _TITLE_H = 18
 
 
-def _select_queries(ap: np.ndarray, valid: np.ndarray, queries: Union[str, Sequence[int]], num: int,
-                    seed: int) -> List[int]:
+def select_queries(ap: np.ndarray, valid: np.ndarray, queries: Union[str, Sequence[int]], num: int,
+                   seed: int = 0) -> List[int]:
+    """Query indices to draw: the ``num`` lowest-AP ("worst"), highest-AP ("best") or random valid queries, or
+    the given indices."""
     valid_idx = np.flatnonzero(valid)
     if not isinstance(queries, str):
         return [int(q) for q in queries]
@@ -73,7 +75,7 @@ def visualize_ranked_results(distmat, q_pids, g_pids, q_camids, g_camids, q_path
     stats = acc.stats
     os.makedirs(output_dir, exist_ok=True)
     written = []
-    for rank_idx, q in enumerate(_select_queries(stats.ap, stats.valid, queries, num_queries, seed)):
+    for rank_idx, q in enumerate(select_queries(stats.ap, stats.valid, queries, num_queries, seed)):
         order = np.argsort(dist[q], kind="stable")
         same = acc.g_pids[order] == acc.q_pids[q]
         if not ignore_camid:
