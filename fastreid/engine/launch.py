@@ -1,4 +1,5 @@
 """Start (multi-process, multi-machine) training: one process per GPU, or per requested worker on CPU."""
+import gc
 import logging
 import socket
 from datetime import timedelta
@@ -109,5 +110,8 @@ def _distributed_worker(
         comm.synchronize()
         main_func(*args)
     finally:
-        # The worker process ends right after, taking comm's cached groups with it.
-        dist.destroy_process_group()
+        # Objects caught in reference cycles (a trainer holding its DDP model) still hold
+        # process groups; free them now, while the interpreter can still run gloo's
+        # clean-up, rather than during interpreter shutdown.
+        gc.collect()
+        comm.destroy_process_groups()

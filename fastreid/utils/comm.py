@@ -17,6 +17,7 @@ import torch.distributed as dist
 __all__ = [
     "all_gather",
     "create_local_process_group",
+    "destroy_process_groups",
     "gather",
     "get_local_rank",
     "get_local_size",
@@ -82,6 +83,22 @@ def create_local_process_group(num_workers_per_machine: int) -> None:
         group = dist.new_group(list(range(first, first + num_workers_per_machine)))
         if machine == machine_rank:
             _LOCAL_PROCESS_GROUP = group
+
+
+def destroy_process_groups() -> None:
+    """Tears down every process group of this process; a no-op when not distributed.
+
+    Drops this module's own references (the local group, the cached gloo group)
+    before ``destroy_process_group``, so the groups are really shut down now, while
+    the peers are still alive, instead of by the interpreter at exit, where
+    gloo's worker threads can abort the process. Call it on every rank at the
+    end of the work.
+    """
+    global _LOCAL_PROCESS_GROUP
+    _LOCAL_PROCESS_GROUP = None
+    _get_global_gloo_group.cache_clear()
+    if _is_initialized():
+        dist.destroy_process_group()
 
 
 def get_local_rank() -> int:

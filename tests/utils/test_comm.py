@@ -69,10 +69,16 @@ def _worker(rank: int, world_size: int, init_file: str, out_dir: str) -> None:
             "averaged": {k: v.item() for k, v in averaged.items()},
             "summed": {k: v.item() for k, v in summed.items()},
         }
-        with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
-            json.dump(result, f)
     finally:
-        dist.destroy_process_group()
+        comm.destroy_process_groups()
+    # The module lets go of its groups, so nothing is left for the interpreter to tear down at exit.
+    result["after_destroy"] = {
+        "initialized": dist.is_initialized(),
+        "local_group": comm._LOCAL_PROCESS_GROUP is not None,
+        "cached_gloo_groups": comm._get_global_gloo_group.cache_info().currsize,
+    }
+    with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
+        json.dump(result, f)
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +115,13 @@ def test_two_process_shared_seed_and_reduce(two_process_results):
     assert r0["seed"] == r1["seed"]
     assert r0["averaged"] == pytest.approx({"loss_a": 15.0, "loss_b": 1.5})
     assert r0["summed"] == pytest.approx({"loss_a": 30.0, "loss_b": 3.0})
+
+
+def test_two_process_teardown_releases_every_group(two_process_results):
+    for res in two_process_results:
+        assert res["after_destroy"] == {"initialized": False, "local_group": False, "cached_gloo_groups": 0}
+
+
+def test_destroy_without_distributed_is_a_no_op():
+    comm.destroy_process_groups()
+    assert not dist.is_initialized() and comm.get_world_size() == 1
