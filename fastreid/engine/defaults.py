@@ -9,7 +9,7 @@ import torch
 from fastreid.config import CfgNode, get_cfg
 from fastreid.utils import comm
 from fastreid.utils.env import collect_env_info, resolve_device, seed_all_rng
-from fastreid.utils.file_io import PathManager
+from fastreid.utils.file_io import PathManager, atomic_write
 from fastreid.utils.logger import setup_logger
 
 __all__ = ["default_argument_parser", "default_setup", "save_config", "setup_cfg"]
@@ -111,7 +111,4 @@ def default_setup(cfg: CfgNode, args: argparse.Namespace) -> None:
 
 def save_config(cfg: CfgNode, path: str) -> None:
     """Write ``cfg`` as YAML to ``path`` atomically (a temp file renamed into place)."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with PathManager.open(tmp, "w") as f:
-        f.write(cfg.dump())
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: f.write(cfg.dump().encode()))

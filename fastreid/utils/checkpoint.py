@@ -10,7 +10,6 @@ import logging
 import os
 import pickle
 import random
-import tempfile
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -21,7 +20,7 @@ from tabulate import tabulate
 from torch import nn
 
 from . import comm
-from .file_io import PathManager
+from .file_io import PathManager, atomic_write
 
 __all__ = ["Checkpointer", "RNGState"]
 
@@ -67,32 +66,6 @@ class RNGState:
 
 def _is_local(path: str) -> bool:
     return "://" not in path
-
-
-def _atomic_write(path: str, write_fn) -> None:
-    """Writes ``path`` by calling ``write_fn(file)`` on a temporary file in the same folder, then renaming."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write_fn(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    try:  # persist the rename itself
-        dir_fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
 
 
 def _table(rows: List[Tuple[str, ...]], headers: Tuple[str, ...]) -> str:
@@ -162,7 +135,7 @@ class Checkpointer(_FvcoreCheckpointer):
         self.logger.info("Saving checkpoint to %s", save_file)
         if _is_local(save_file):
             os.makedirs(self.save_dir, exist_ok=True)
-            _atomic_write(save_file, lambda f: torch.save(data, f))
+            atomic_write(save_file, lambda f: torch.save(data, f))
         else:
             with self.path_manager.open(save_file, "wb") as f:
                 torch.save(data, f)
@@ -172,7 +145,7 @@ class Checkpointer(_FvcoreCheckpointer):
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
         save_file = os.path.join(self.save_dir, "last_checkpoint")
         if _is_local(save_file):
-            _atomic_write(save_file, lambda f: f.write(last_filename_basename.encode()))
+            atomic_write(save_file, lambda f: f.write(last_filename_basename.encode()))
         else:
             super().tag_last_checkpoint(last_filename_basename)
 
