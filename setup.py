@@ -41,8 +41,9 @@ setup(
     package_data={"fastreid.evaluation.rank_cylib": ["*.pyx"]},
     install_requires=read_requirements(),
     extras_require={
-        "test": ["pytest>=7.0"],
+        "test": ["pytest>=7.0", "h5py>=3.0"],
         "gpu": ["faiss-gpu"],
+        "cuhk03": ["h5py>=3.0"],  # reads CUHK03's cuhk-03.mat (MATLAB v7.3)
         "deploy": ["onnx>=1.14", "onnxruntime>=1.16"],
     },
     ext_modules=cythonize(extensions, language_level=3, compiler_directives={"boundscheck": False, "wraparound": False}),

@@ -1,22 +1,23 @@
 """CUHK03 (Li et al., CVPR 2014): 1467 ids, 5 camera pairs, labeled and detected boxes.
 
-Expected under ``root/cuhk03/``: the images extracted from ``cuhk-03.mat`` into ``images_labeled/`` and
-``images_detected/`` named ``<campair>_<pid:03d>_<view>_<img:02d>.png`` (view 1 = first camera of the pair,
-2 = second), and either
+Under ``root/cuhk03/`` either the official release unpacked (``cuhk03_release/cuhk-03.mat``, from
+``cuhk03_release.zip``; the images and the classic splits below are then written on first use, which needs
+h5py: see :mod:`fastreid.data.datasets.cuhk03_release`), or the images already extracted from it into
+``images_labeled/`` and ``images_detected/`` named ``<campair>_<pid:03d>_<view>_<img:02d>.png`` (view 1 =
+first camera of the pair, 2 = second). Splits come from
 
 * ``cuhk03_new_protocol_config_{labeled,detected}.mat`` (new 767/700 protocol, Zhong et al. 2017), or
 * torchreid's split files ``splits_{new,classic}_{labeled,detected}.json`` (the classic protocol's 20
-  splits of 1367/100 ids come from ``cuhk-03.mat``'s ``testsets``; torchreid writes them on first use).
-
-Reading ``cuhk-03.mat`` itself needs h5py (MATLAB v7.3), which fastreid does not depend on; see
-datasets/README.md.
+  splits of 1367/100 ids come from ``cuhk-03.mat``'s ``testsets``; fastreid and torchreid write them on
+  first use).
 """
 import json
 import os
 from typing import List
 
-from .bases import DatasetNotFoundError, ImageDataset, README_HINT, Record, find_dataset_dir, require_paths
+from .bases import DatasetNotFoundError, ImageDataset, README_HINT, Record, find_dataset_dir
 from .build import DATASET_REGISTRY
+from .cuhk03_release import RELEASE_MAT, prepare_cuhk03
 
 
 @DATASET_REGISTRY.register()
@@ -33,9 +34,15 @@ class CUHK03(ImageDataset):
     def __init__(self, root: str = "datasets", split_id: int = 0, cuhk03_labeled: bool = False,
                  cuhk03_classic_split: bool = False, **kwargs) -> None:
         self.data_dir = find_dataset_dir(root, ("cuhk03",), self.dataset_name)
+        prepare_cuhk03(self.data_dir)
         kind = "labeled" if cuhk03_labeled else "detected"
         self.image_dir = os.path.join(self.data_dir, f"images_{kind}")
-        require_paths(self.dataset_name, self.image_dir)
+        release = os.path.join(self.data_dir, RELEASE_MAT)
+        if not os.path.isdir(self.image_dir):
+            raise DatasetNotFoundError(
+                f"CUHK03: expected the extracted images '{self.image_dir}', or the official release "
+                f"'{release}' (cuhk03_release.zip unpacked; images and classic splits are extracted from it on "
+                f"first use). {README_HINT}")
         split_json = os.path.join(self.data_dir, f"splits_{'classic' if cuhk03_classic_split else 'new'}_{kind}.json")
         mat = os.path.join(self.data_dir, f"cuhk03_new_protocol_config_{kind}.mat")
         if os.path.exists(split_json):
@@ -50,7 +57,7 @@ class CUHK03(ImageDataset):
                 raise ValueError("CUHK03: the new protocol has one split; use split_id 0")
             train, query, gallery = self._new_protocol(mat)
         else:
-            wanted = split_json if cuhk03_classic_split else f"{mat} or {split_json}"
+            wanted = f"{split_json} (written from {release})" if cuhk03_classic_split else f"{mat} or {split_json}"
             raise DatasetNotFoundError(f"CUHK03: expected {wanted}. {README_HINT}")
         super().__init__(train, query, gallery, **kwargs)
 
