@@ -29,7 +29,7 @@ from matplotlib.figure import Figure  # a bare Figure renders with Agg; no pyplo
 
 from fastreid.data import build_reid_test_loader
 from fastreid.evaluation import RankAccumulator, compute_distance_matrix, inference_on_dataset
-from fastreid.evaluation.visualizer import select_queries, visualize_ranked_results
+from fastreid.evaluation.visualizer import ranked_gallery, select_queries, visualize_ranked_results
 from fastreid.predictor import FeatureCollector, inference_argument_parser, load_inference_config, load_model
 from fastreid.utils.logger import setup_logger
 
@@ -108,10 +108,8 @@ def write_labels(path: str, queries: Sequence[int], dist: np.ndarray, ap: np.nda
         writer.writerow(["query", "query_pid", "query_camid", "query_ap", "rank", "gallery", "gallery_pid",
                          "gallery_camid", "distance", "match"])
         for q in queries:
-            order = np.argsort(dist[q], kind="stable")
-            g_pids, g_cams = pids[num_query + order], camids[num_query + order]
-            order = order[~((g_pids == pids[q]) & (g_cams == camids[q]))][:max_rank]
-            for rank, g in enumerate(order, start=1):
+            shown = ranked_gallery(dist[q], pids[q], camids[q], pids[num_query:], camids[num_query:], max_rank)
+            for rank, g in enumerate(shown, start=1):
                 gi = num_query + g
                 writer.writerow([paths[q], pids[q], camids[q], f"{ap[q]:.4f}", rank, paths[gi], pids[gi],
                                  camids[gi], f"{dist[q, g]:.6f}", int(pids[gi] == pids[q])])

@@ -41,6 +41,16 @@ def select_queries(ap: np.ndarray, valid: np.ndarray, queries: Union[str, Sequen
     raise ValueError(f"queries must be 'worst', 'best', 'random' or indices, got {queries!r}")
 
 
+def ranked_gallery(dist_row: np.ndarray, q_pid: int, q_camid: int, g_pids: np.ndarray, g_camids: np.ndarray,
+                   topk: int, ignore_camid: bool = False) -> np.ndarray:
+    """Gallery indices of one query's rank list as drawn: by distance (ties by gallery index), without the
+    query's same-identity same-camera items (unless ``ignore_camid``), the first ``topk``."""
+    order = np.argsort(dist_row, kind="stable")
+    if not ignore_camid:
+        order = order[~((g_pids[order] == q_pid) & (g_camids[order] == q_camid))]
+    return order[:topk]
+
+
 def _tile(path: str, size, color, border: int) -> Image.Image:
     img = Image.open(path).convert("RGB").resize(size)
     return ImageOps.expand(img, border=border, fill=color)
@@ -76,11 +86,7 @@ def visualize_ranked_results(distmat, q_pids, g_pids, q_camids, g_camids, q_path
     os.makedirs(output_dir, exist_ok=True)
     written = []
     for rank_idx, q in enumerate(select_queries(stats.ap, stats.valid, queries, num_queries, seed)):
-        order = np.argsort(dist[q], kind="stable")
-        same = acc.g_pids[order] == acc.q_pids[q]
-        if not ignore_camid:
-            order = order[~(same & (acc.g_camids[order] == acc.q_camids[q]))]
-        shown = order[:topk]
+        shown = ranked_gallery(dist[q], acc.q_pids[q], acc.q_camids[q], acc.g_pids, acc.g_camids, topk, ignore_camid)
         matches = acc.g_pids[shown] == acc.q_pids[q]
         w, h = image_size[0] + 2 * border, image_size[1] + 2 * border
         canvas = Image.new("RGB", ((len(shown) + 1) * (w + border), h + _TITLE_H), "white")

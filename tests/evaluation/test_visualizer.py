@@ -1,7 +1,7 @@
 import numpy as np
 from PIL import Image
 
-from fastreid.evaluation.visualizer import MATCH_COLOR, MISMATCH_COLOR, visualize_ranked_results
+from fastreid.evaluation.visualizer import MATCH_COLOR, MISMATCH_COLOR, ranked_gallery, visualize_ranked_results
 
 
 def _write_images(tmp_path, names):
@@ -41,3 +41,13 @@ def test_explicit_indices(tmp_path):
     out = visualize_ranked_results(np.array([[0.2, 0.1]]), [0], [0, 1], [0], [1, 1], q_paths, g_paths,
                                    str(tmp_path / "v"), topk=2, queries=[0])
     assert len(out) == 1
+
+
+def test_ranked_gallery_order_ties_and_junk():
+    dist_row = np.array([0.5, 0.1, 0.5, 0.0, 0.3])
+    g_pids = np.array([7, 7, 3, 7, 3])
+    g_cams = np.array([1, 2, 1, 1, 2])
+    # query pid 7 in camera 1: gallery 0 and 3 are same id, same camera -> left out; tie 0.5 broken by index
+    assert ranked_gallery(dist_row, 7, 1, g_pids, g_cams, topk=10).tolist() == [1, 4, 2]
+    assert ranked_gallery(dist_row, 7, 1, g_pids, g_cams, topk=2).tolist() == [1, 4]
+    assert ranked_gallery(dist_row, 7, 1, g_pids, g_cams, topk=10, ignore_camid=True).tolist() == [3, 1, 4, 0, 2]
