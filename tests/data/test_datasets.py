@@ -266,3 +266,28 @@ def test_user_registered_dataset_and_multi_dataset_training(tmp_path):
     assert sorted(set(train_set.set_ids)) == [0, 1]
     with pytest.raises(KeyError, match="Market1501"):
         build_dataset("Market1502", cfg)
+
+
+def _grid_partitions(path, train_sets):
+    """``features_and_partitions.mat`` as published: ``trainIdxAll``, a 1×10 cell of structs whose third
+    field holds the partition's training ids."""
+    cell = np.empty((1, len(train_sets)), dtype=object)
+    fields = [("idxProbe", "O"), ("idxGallery", "O"), ("idxTrain", "O")]
+    for k, ids in enumerate(train_sets):
+        cell[0, k] = np.array([(np.array([[0]]), np.array([[0]]), np.array([ids], dtype=float))], dtype=fields)
+    savemat(str(path), {"trainIdxAll": cell})
+
+
+def test_grid_official_partitions_and_real_cameras(tmp_path):
+    grid = tmp_path / "grid" / "underground_reid"
+    write_images(grid / "probe", [f"{p:04d}_{p % 8 + 1}_25004_107_32_130_415.jpeg" for p in range(1, 7)])
+    write_images(grid / "gallery", [f"{p:04d}_{(p + 3) % 8 + 1}_25004_107_32_130_415.jpeg" for p in range(0, 7)])
+    _grid_partitions(grid / "features_and_partitions.mat", [[1, 2, 3] if k % 2 == 0 else [2, 4, 6] for k in range(10)])
+    for split_id, train_ids in ((0, {1, 2, 3}), (1, {2, 4, 6})):
+        ds = build_dataset("GRID", root=str(tmp_path), split_id=split_id)
+        assert {int(str(r[1]).rsplit("_", 1)[1]) for r in ds.train} == train_ids
+        test_ids = {1, 2, 3, 4, 5, 6} - train_ids
+        assert sorted((r[1], r[2]) for r in ds.query) == sorted((p, p % 8) for p in test_ids)
+        assert sorted((r[1], r[2]) for r in ds.gallery) == sorted([(p, (p + 3) % 8) for p in test_ids] + [(0, 3)])
+    with pytest.raises(ValueError, match="outside the 10 partitions"):
+        build_dataset("GRID", root=str(tmp_path), split_id=10)

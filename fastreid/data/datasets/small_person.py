@@ -1,11 +1,13 @@
 """Small person re-id sets: CUHK01, VIPeR, GRID, iLIDS, PRID (single-shot), SenseReID and CUHK-SYSU crops.
 
-CUHK01, VIPeR, GRID, iLIDS and PRID have no fixed train/test split: ``split_id`` seeds a random half/half
-identity split (the protocol of torchreid), the same on every machine. Query images come from the first
-camera of a test id and gallery images from the other; GRID's and PRID's gallery-only identities (GRID's
-pid 0 distractors, PRID's cam_b ids above 200) stay in the gallery. SenseReID is test-only and CUHK-SYSU
-train-only.
+CUHK01, VIPeR, iLIDS and PRID have no fixed train/test split: ``split_id`` seeds a random half/half
+identity split (the protocol of torchreid), the same on every machine. GRID uses its official partitions
+when their file is present (else the same random split). Query images come from the first camera of a test
+id (GRID: its probe folder) and gallery images from the other; GRID's and PRID's gallery-only identities
+(GRID's pid 0 distractors, PRID's cam_b ids above 200) stay in the gallery. SenseReID is test-only and
+CUHK-SYSU train-only.
 """
+import logging
 import os
 import re
 from collections import defaultdict
@@ -15,6 +17,8 @@ import numpy as np
 
 from .bases import ImageDataset, Record, find_dataset_dir, list_images, require_paths
 from .build import DATASET_REGISTRY
+
+logger = logging.getLogger(__name__)
 
 
 def split_ids(pids: Sequence[int], split_id: int, num_train: int = -1) -> Tuple[Set[int], Set[int]]:
@@ -33,10 +37,10 @@ class SplitDataset(ImageDataset):
     def __init__(self, root: str = "datasets", split_id: int = 0, **kwargs) -> None:
         self.data_dir = find_dataset_dir(root, self.dataset_dirs, self.dataset_name)
         records, gallery_only = self.load()
-        train_ids, test_ids = split_ids([r[1] for r in records], split_id)
+        train_ids, test_ids = self.split([r[1] for r in records], split_id)
         train = [r for r in records if r[1] in train_ids]
-        query = [r for r in records if r[1] in test_ids and r[2] == 0]
-        gallery = [r for r in records if r[1] in test_ids and r[2] != 0] + gallery_only
+        query = [r for r in records if r[1] in test_ids and self.is_query(r)]
+        gallery = [r for r in records if r[1] in test_ids and not self.is_query(r)] + gallery_only
         super().__init__(train, query, gallery, **kwargs)
 
     @classmethod
@@ -44,8 +48,16 @@ class SplitDataset(ImageDataset):
         return {"split_id": cfg.DATASETS.SPLIT_ID}
 
     def load(self) -> Tuple[List[Record], List[Record]]:
-        """``(records of split identities, gallery-only records)``; camera 0 is the query camera."""
+        """``(records of split identities, gallery-only records)``; see :meth:`is_query`."""
         raise NotImplementedError
+
+    def split(self, pids: Sequence[int], split_id: int) -> Tuple[Set[int], Set[int]]:
+        """``(train ids, test ids)`` of split ``split_id``; a seeded random half/half split by default."""
+        return split_ids(pids, split_id)
+
+    def is_query(self, record: Record) -> bool:
+        """Whether a test record is a query (by default: taken by camera 0) rather than a gallery item."""
+        return record[2] == 0
 
     def _dir(self, *parts: str) -> str:
         path = os.path.join(self.data_dir, *parts)
@@ -82,20 +94,49 @@ class VIPeR(SplitDataset):
 
 @DATASET_REGISTRY.register()
 class GRID(SplitDataset):
-    """GRID: ``underground_reid/{probe,gallery}/<pid>_<cam>_....jpeg``; 250 paired ids, pid 0 = distractor."""
+    """GRID: ``underground_reid/{probe,gallery}/<pid>_<cam>_....jpeg``; 250 paired ids, pid 0 = distractor.
+
+    Cameras are the 8 of the file names. With ``underground_reid/features_and_partitions.mat`` (in the
+    official zip) the split is the official one: its ``trainIdxAll`` holds 10 partitions of 125 training ids,
+    chosen by ``split_id``; without it, a seeded random half/half split. Probe images of test ids are the
+    queries; gallery images of test ids and the distractors are the gallery.
+    """
 
     dataset_dirs = ("grid",)
+    partitions_file = os.path.join("underground_reid", "features_and_partitions.mat")
 
     def load(self):
         records, distractors = [], []
-        for cam_role, sub in enumerate(("probe", "gallery")):
-            for path in list_images(self._dir("underground_reid", sub)):
-                pid = int(os.path.basename(path).split("_")[0])
-                if pid == 0:
-                    distractors.append((path, 0, 1))
-                else:
-                    records.append((path, pid, cam_role))
+        self._probe_paths = set(list_images(self._dir("underground_reid", "probe")))
+        for path in sorted(self._probe_paths) + list_images(self._dir("underground_reid", "gallery")):
+            pid, cam = (int(field) for field in os.path.basename(path).split("_")[:2])
+            (distractors if pid == 0 else records).append((path, pid, cam - 1))
         return records, distractors
+
+    def split(self, pids, split_id):
+        path = os.path.join(self.data_dir, self.partitions_file)
+        if not os.path.isfile(path):
+            logger.info("GRID: no %s; using a random split seeded by split_id %d", path, split_id)
+            return super().split(pids, split_id)
+        train_ids = official_grid_partition(path, split_id)
+        return train_ids, set(pids) - train_ids
+
+    def is_query(self, record):
+        return record[0] in self._probe_paths
+
+
+def official_grid_partition(path: str, split_id: int) -> Set[int]:
+    """Training ids of GRID's official partition ``split_id`` (of 10) from ``features_and_partitions.mat``.
+
+    ``trainIdxAll`` is a 1×10 cell of structs whose third field lists the partition's training ids.
+    """
+    from scipy.io import loadmat
+
+    partitions = loadmat(path)["trainIdxAll"].ravel()
+    if not 0 <= split_id < len(partitions):
+        raise ValueError(f"GRID: split_id {split_id} is outside the {len(partitions)} partitions of {path}")
+    record = partitions[split_id].ravel()[0]
+    return {int(i) for i in np.asarray(record[2]).ravel()}
 
 
 @DATASET_REGISTRY.register()
