@@ -9,6 +9,10 @@ The trainer's entry points::
 Batch dicts hold ``images`` (float ``B x 3 x H x W`` on the 0-255 scale), ``targets`` and ``camids`` (long
 ``B``) and ``img_paths`` (list of str). For an exact resume pass ``seed`` (the sampler's
 ``loader.batch_sampler.sampler.seed`` of the interrupted run) and ``start_iter`` (iterations done).
+
+Training augmentation is a pure function of (sampler seed, rank, position of the sample in the rank's stream):
+the sampler pairs each index with a seed for the transform (:class:`SeededSampler`), so batches are bitwise
+the same for any number of workers and after a resume (except with INPUT.RPT, see :class:`RandomPatch`).
 """
 import logging
 from typing import Callable, Optional, Sequence, Tuple
@@ -21,7 +25,7 @@ from fastreid.utils import comm
 
 from .common import CommDataset
 from .datasets import build_dataset
-from .samplers import InferenceSampler, build_train_sampler, sampler_name
+from .samplers import InferenceSampler, SeededSampler, build_train_sampler, sampler_name
 from .transforms import build_transforms
 
 logger = logging.getLogger(__name__)
@@ -95,7 +99,8 @@ def build_reid_train_loader(
         mini_batch_size: images per batch on this rank (SOLVER.IMS_PER_BATCH // world size).
         num_instance: K of the identity samplers.
         set_weight: per-dataset weights of SetReWeightSampler.
-        num_workers: worker processes (0 = load in the main process); workers persist across epochs.
+        num_workers: worker processes (0 = load in the main process). The sampler is infinite, so one
+            iterator, and one set of workers, serves every epoch.
         pin_memory: pin batches for asynchronous copies to CUDA.
         seed: sampler seed; None = a seed shared by all ranks (read it back from
             ``loader.batch_sampler.sampler.seed`` to save it).
@@ -105,20 +110,20 @@ def build_reid_train_loader(
     Returns:
         A ``DataLoader`` yielding dicts: ``images`` float ``B x 3 x H x W`` (0-255), ``targets`` long ``B``,
         ``camids`` long ``B``, ``img_paths`` list[str]. ``loader.dataset.num_classes`` is the number of
-        training identities.
+        training identities. Its ``batch_sampler.sampler`` is a :class:`SeededSampler` (``(index,
+        augmentation seed)`` pairs) with the index sampler's ``seed`` and ``state_dict``.
     """
-    index_sampler = build_train_sampler(
+    index_sampler = SeededSampler(build_train_sampler(
         sampler, train_set, mini_batch_size=mini_batch_size, num_instance=num_instance, set_weight=set_weight,
         seed=seed, rank=rank, world_size=world_size, start=start_iter * mini_batch_size,
-    )
-    # The loader's own generator (seeded like the sampler) draws the worker seeds, so starting an iterator
-    # does not advance the global RNG: a resumed run's augmentations stay aligned with an unbroken run's.
-    generator = torch.Generator().manual_seed(index_sampler.seed + (comm.get_rank() if rank is None else rank))
+    ))
+    # The loader's own generator (seeded like the sampler) draws the worker base seeds, so starting an iterator
+    # does not advance the global torch RNG, which a resumed run restores from its checkpoint.
+    generator = torch.Generator().manual_seed(index_sampler.seed + index_sampler.rank)
     return DataLoader(
         train_set,
         batch_sampler=BatchSampler(index_sampler, mini_batch_size, drop_last=True),
         num_workers=num_workers,
-        persistent_workers=num_workers > 0,
         pin_memory=pin_memory,
         generator=generator,
     )

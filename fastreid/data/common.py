@@ -1,11 +1,12 @@
 """The torch dataset over re-id records, with deterministic relabelling."""
+import contextlib
 import logging
 import re
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from torch.utils.data import Dataset
 
-from .data_utils import BadImageError, read_image
+from .data_utils import BadImageError, preserved_rng, read_image, seed_rng
 from .datasets.bases import Record
 
 logger = logging.getLogger(__name__)
@@ -80,9 +81,34 @@ class CommDataset(Dataset):
                 logger.warning("Skipping bad image (%d skipped in this process so far): %s", self.num_skipped, e)
         raise BadImageError("No readable image in the dataset")
 
-    def __getitem__(self, index: int) -> Dict[str, Any]:
-        """Sample ``index``: ``images`` (``3 x H x W`` after the transform), ``targets``, ``camids``, ``img_paths``."""
+    def __getitem__(self, index: Union[int, Tuple[int, int]]) -> Dict[str, Any]:
+        """Sample ``index``: ``images`` (``3 x H x W`` after the transform), ``targets``, ``camids``, ``img_paths``.
+
+        Args:
+            index: a record index, transformed with the global random generators as they are; or an
+                ``(index, seed)`` pair (from :class:`fastreid.data.samplers.SeededSampler`), transformed with
+                the global generators seeded from ``seed`` (:func:`fastreid.data.data_utils.seed_rng`) and
+                restored afterwards, so the result depends only on the pair and the caller's random streams
+                are left untouched.
+        """
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: Sequence[Union[int, Tuple[int, int]]]) -> List[Dict[str, Any]]:
+        """The samples of a batch of indices (see :meth:`__getitem__`); the data loader calls this.
+
+        Random states are saved and restored once per batch rather than per sample.
+        """
+        seeded = any(isinstance(index, tuple) for index in indices)
+        with preserved_rng() if seeded else contextlib.nullcontext():
+            return [self._sample(index) for index in indices]
+
+    def _sample(self, index: Union[int, Tuple[int, int]]) -> Dict[str, Any]:
+        seed = None
+        if isinstance(index, tuple):
+            index, seed = index
         i, img = self._load(index)
         if self.transform is not None:
+            if seed is not None:
+                seed_rng(seed)
             img = self.transform(img)
         return {"images": img, "targets": self.pids[i], "camids": self.camids[i], "img_paths": self.img_items[i][0]}

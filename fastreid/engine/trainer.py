@@ -124,7 +124,12 @@ class DefaultTrainer(TrainerBase):
 
     def train(self) -> Optional[Mapping[str, Any]]:
         """Train from ``start_epoch`` to SOLVER.MAX_EPOCH; return the last evaluation results (main process)."""
-        super().train(self.start_epoch, self.max_epoch, self.iters_per_epoch, start_iter=self.start_iter)
+        try:
+            super().train(self.start_epoch, self.max_epoch, self.iters_per_epoch, start_iter=self.start_iter)
+        finally:
+            # Stop the loader workers now: left to the garbage collector (the trainer lives in reference
+            # cycles), each worker would wait out a 5 s shutdown timeout.
+            self._trainer._data_loader_iter_obj = None
         return self._last_eval_results if comm.is_main_process() else None
 
     def run_step(self) -> None:

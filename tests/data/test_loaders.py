@@ -30,7 +30,7 @@ def test_train_loader_resume_and_workers(tiny_synthetic_cfg):
     assert [b["img_paths"] for b in itertools.islice(iter(resumed), 2)] == paths[3:5]
     tiny_synthetic_cfg.merge_from_list(["DATALOADER.NUM_WORKERS", 1, "DATALOADER.PK_SAMPLER", False])
     loader = build_reid_train_loader(tiny_synthetic_cfg, seed=5)
-    assert loader.persistent_workers and not loader.pin_memory
+    assert loader.num_workers == 1 and not loader.persistent_workers and not loader.pin_memory
     assert next(iter(loader))["images"].shape == (4, 3, 32, 16)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from trainer_utils import tiny_overrides  # noqa: E402
+from trainer_utils import RESUME_OVERRIDES, tiny_overrides  # noqa: E402
 
 from fastreid.engine import DefaultTrainer, default_argument_parser, default_setup, setup_cfg  # noqa: E402
 from fastreid.engine.hooks import CallbackHook  # noqa: E402
@@ -27,10 +27,7 @@ def main() -> None:
     parser.add_argument("--kill-after-iter", type=int, default=-1)
     ns = parser.parse_args()
     torch.set_num_threads(1)
-    opts = tiny_overrides(ns.data_root, ns.output_dir) + [
-        "SOLVER.MAX_EPOCH", "2", "SOLVER.CHECKPOINT_PERIOD_ITERS", "2", "SOLVER.CHECKPOINT_PERIOD", "0",
-        "TEST.EVAL_PERIOD", "0", "DETERMINISTIC", "True", "INPUT.CJ.ENABLED", "True", "INPUT.CJ.PROB", "0.5",
-    ]
+    opts = tiny_overrides(ns.data_root, ns.output_dir) + RESUME_OVERRIDES
     args = default_argument_parser().parse_args((["--resume"] if ns.resume else []) + opts)
     cfg = setup_cfg(args)
     default_setup(cfg, args)

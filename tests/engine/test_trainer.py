@@ -9,10 +9,11 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from fastreid.engine import DefaultTrainer, default_argument_parser, default_setup
+from fastreid.engine.hooks import CallbackHook
 from fastreid.utils.checkpoint import Checkpointer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from trainer_utils import tiny_cfg, tiny_overrides  # noqa: E402
+from trainer_utils import RESUME_OVERRIDES, tiny_cfg, tiny_overrides  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -94,6 +95,46 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
         assert torch.equal(value, b["model"][key]), key
     for key in a["optimizer"]["state"]:
         assert torch.equal(a["optimizer"]["state"][key]["exp_avg"], b["optimizer"]["state"][key]["exp_avg"])
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _train_with_workers(data, out, *, resume=False, stop_after_iter=None):
+    cfg = tiny_cfg(data, out, RESUME_OVERRIDES + ["DATALOADER.NUM_WORKERS", "2"])
+    _setup(cfg)
+    trainer = DefaultTrainer(cfg)
+    if stop_after_iter is not None:
+        def interrupt(t):
+            if t.iter == stop_after_iter:
+                raise _Interrupt
+        trainer.register_hooks([CallbackHook(after_step=interrupt)])
+    trainer.resume_or_load(resume=resume)
+    try:
+        trainer.train()
+    except _Interrupt:
+        pass
+    assert trainer._trainer._data_loader_iter_obj is None  # the workers are stopped when training ends
+    return trainer.start_iter
+
+
+def test_resume_with_loader_workers_equals_an_uninterrupted_run(tmp_path):
+    """With 2 loader workers: 6 iterations straight; again, stopped after iteration 3's checkpoint and resumed
+    by a new trainer: same weights (augmentation does not depend on which worker loads a sample)."""
+    data = str(tmp_path / "data")
+    try:
+        _train_with_workers(data, str(tmp_path / "straight"))
+        _train_with_workers(data, str(tmp_path / "resumed"), stop_after_iter=3)
+        assert (tmp_path / "resumed" / "last_checkpoint").read_text() == "model_iter_0000003.pth"
+        assert _train_with_workers(data, str(tmp_path / "resumed"), resume=True) == 4
+    finally:
+        torch.use_deterministic_algorithms(False)
+    a = torch.load(tmp_path / "straight" / "model_final.pth", weights_only=True)
+    b = torch.load(tmp_path / "resumed" / "model_final.pth", weights_only=True)
+    assert a["iteration"] == b["iteration"] == 5
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
 
 
 def test_swa_run_ends_with_averaged_weights_and_recomputed_bn(tmp_path):

@@ -40,6 +40,13 @@ def tiny_overrides(data_root: str, output_dir: str) -> List[str]:
     ]
 
 
+# Exact-resume runs: 2 epochs of 3 iterations, a checkpoint every 2 iterations, random colour jitter on top.
+RESUME_OVERRIDES = [
+    "SOLVER.MAX_EPOCH", "2", "SOLVER.CHECKPOINT_PERIOD_ITERS", "2", "SOLVER.CHECKPOINT_PERIOD", "0",
+    "TEST.EVAL_PERIOD", "0", "DETERMINISTIC", "True", "INPUT.CJ.ENABLED", "True", "INPUT.CJ.PROB", "0.5",
+]
+
+
 def tiny_cfg(data_root: str, output_dir: str, extra: Sequence[str] = ()) -> CfgNode:
     cfg = get_cfg()
     cfg.merge_from_list(tiny_overrides(data_root, output_dir) + list(extra))

@@ -48,6 +48,10 @@ class InfiniteSampler(Sampler):
     def seed(self) -> int:
         return self._seed
 
+    @property
+    def rank(self) -> int:
+        return self._rank
+
     def state_dict(self) -> Dict[str, int]:
         """``{"seed", "start"}``: rebuild with these (start advanced by the indices consumed) to resume."""
         return {"seed": self._seed, "start": self._start}

@@ -28,7 +28,9 @@ class RandomPatch:
 
     Every call stores a random patch of the input in a pool; once the pool holds ``min_sample_size`` patches,
     with probability ``prob_happen`` a pooled patch (randomly rotated / flipped) is pasted at a random place.
-    Works on ``C x H x W`` tensors. Each data-loader worker keeps its own pool.
+    Works on ``C x H x W`` tensors. Draws from Python's ``random`` (seeded per sample by the train loader), but
+    each process (loader worker) keeps its own pool, which a resume restarts empty: with this transform the
+    batches depend on DATALOADER.NUM_WORKERS and a resumed run is not bit-exact.
 
     Args:
         prob_happen: probability of pasting.
