@@ -2,6 +2,7 @@
 from .any_softmax import CLASSIFIER_REGISTRY, ArcSoftmax, CircleSoftmax, CosSoftmax, Linear, build_classifier
 from .attention import NonLocal, SELayer, SplAtConv2d
 from .batch_norm import IBN, NORM_NAMES, GhostBatchNorm, get_norm
+from .drop_path import DropPath, drop_path
 from .pooling import POOLING_REGISTRY, build_pooling
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "ArcSoftmax",
     "CircleSoftmax",
     "CosSoftmax",
+    "DropPath",
     "GhostBatchNorm",
     "IBN",
     "Linear",
@@ -19,5 +21,6 @@ __all__ = [
     "SplAtConv2d",
     "build_classifier",
     "build_pooling",
+    "drop_path",
     "get_norm",
 ]

@@ -17,6 +17,7 @@ from fastreid.utils.file_io import PathManager
 
 __all__ = [
     "IncompatibleWeights",
+    "extract_state_dict",
     "find_in_hub_cache",
     "init_pretrained",
     "load_pretrained_weights",
@@ -98,8 +99,9 @@ def resolve_pretrained_path(pretrain_path: str, file_names: Sequence[str]) -> st
     return find_in_hub_cache(file_names)
 
 
-def _extract_state_dict(checkpoint: Union[Dict, nn.Module]) -> Dict[str, torch.Tensor]:
-    # Accepts a bare state_dict or a training checkpoint ({"model": ...} / {"state_dict": ...}).
+def extract_state_dict(checkpoint: Union[Dict, nn.Module]) -> Dict[str, torch.Tensor]:
+    """The tensors of a loaded weights file: a bare state_dict, a module, or a training checkpoint
+    (``{"model": ...}`` / ``{"state_dict": ...}``)."""
     if isinstance(checkpoint, nn.Module):
         return checkpoint.state_dict()
     for key in ("model", "state_dict"):
@@ -152,7 +154,7 @@ def load_pretrained_weights(
     if isinstance(checkpoint, str):
         with PathManager.open(checkpoint, "rb") as f:
             checkpoint = torch.load(f, map_location="cpu", weights_only=True)
-    state = _extract_state_dict(checkpoint)
+    state = extract_state_dict(checkpoint)
     own = module.state_dict()
     mismatch = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
     loadable = {k: v for k, v in state.items() if k in own and k not in mismatch}

@@ -7,6 +7,7 @@ from torch import nn
 from fastreid.config import CfgNode
 from fastreid.export import FeatureExtractor, build_export_model, export_cfg, random_images
 from fastreid.modeling import BACKBONE_REGISTRY
+from fastreid.modeling.backbones import VisionTransformer
 
 INPUT_SIZE = (64, 32)
 
@@ -29,6 +30,15 @@ class _TinyBackbone(nn.Module):
 @BACKBONE_REGISTRY.register()
 def build_export_test_tiny_backbone(cfg) -> nn.Module:
     return _TinyBackbone()
+
+
+@BACKBONE_REGISTRY.register()
+def build_export_test_tiny_vit(cfg) -> nn.Module:
+    """A 2-block, 32-wide ViT laid out for 256×128 with overlapping patches, so the 64×32 export input also
+    runs the position-embedding interpolation."""
+    return VisionTransformer(
+        img_size=(256, 128), stride_size=(12, 12), embed_dim=32, depth=2, num_heads=4, drop_path_rate=0.1
+    )
 
 
 def randomize_norms(model: FeatureExtractor, seed: int = 0) -> FeatureExtractor:

@@ -36,6 +36,7 @@ FAMILIES = [
         2048,
     ),
     ("S50", ["MODEL.BACKBONE.NAME", "build_resnest_backbone"], 2048),
+    ("ViT-tiny", ["MODEL.BACKBONE.NAME", "build_export_test_tiny_vit", "MODEL.HEADS.POOL_LAYER", "Identity"], 32),
     (
         "MGN-R18",
         [

@@ -16,6 +16,7 @@ pytestmark = [
 
 CASES = {
     "R18-ibn-se": ["MODEL.BACKBONE.DEPTH", "18x", "MODEL.BACKBONE.WITH_IBN", "True", "MODEL.BACKBONE.WITH_SE", "True"],
+    "ViT-tiny": ["MODEL.BACKBONE.NAME", "build_export_test_tiny_vit", "MODEL.HEADS.POOL_LAYER", "Identity"],
     "MGN-R18": ["MODEL.META_ARCHITECTURE", "MGN", "MODEL.BACKBONE.DEPTH", "18x", "MODEL.HEADS.EMBEDDING_DIM", "16"],
 }
 

@@ -3,12 +3,15 @@ from .build import BACKBONE_REGISTRY, build_backbone
 from .resnest import build_resnest_backbone
 from .resnet import ResNet, build_resnet_backbone
 from .resnext import build_resnext_backbone
+from .vit import VisionTransformer, build_vit_backbone
 
 __all__ = [
     "BACKBONE_REGISTRY",
     "ResNet",
+    "VisionTransformer",
     "build_backbone",
     "build_resnest_backbone",
     "build_resnet_backbone",
     "build_resnext_backbone",
+    "build_vit_backbone",
 ]
