@@ -3,10 +3,11 @@
 fvcore counts one fused multiply-add as one flop, so the FLOP figures here are multiply-accumulates (MACs).
 """
 import time
-from typing import Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 from fvcore.nn import FlopCountAnalysis
+from fvcore.nn.jit_handles import get_shape
 from torch import nn
 
 __all__ = ["count_params", "count_params_and_flops", "measure_latency"]
@@ -15,6 +16,20 @@ __all__ = ["count_params", "count_params_and_flops", "measure_latency"]
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters (optionally only those with ``requires_grad``)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def _attention_flop(inputs: List[Any], outputs: List[Any]) -> int:
+    """MACs of ``scaled_dot_product_attention`` (fvcore has no handle): q·kᵀ plus attention·v.
+
+    q is (..., L, E), k (..., S, E), v (..., S, Ev): ``prod(...)·L·S·(E + Ev)``.
+    """
+    q, v = get_shape(inputs[0]), get_shape(inputs[2])
+    batch = 1
+    for n in q[:-2]:
+        batch *= n
+    length, embed = q[-2], q[-1]
+    keys, value_dim = v[-2], v[-1]
+    return batch * length * keys * (embed + value_dim)
 
 
 def _example(model: nn.Module, input_size: Sequence[int], batch_size: int) -> torch.Tensor:
@@ -40,6 +55,7 @@ def count_params_and_flops(
     try:
         with torch.no_grad():
             analysis = FlopCountAnalysis(model, (_example(model, input_size, batch_size),))
+            analysis.set_op_handle("aten::scaled_dot_product_attention", _attention_flop)
             analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
             flops = int(analysis.total())
     finally:
