@@ -7,7 +7,7 @@
 """
 import logging
 
-from fastreid.engine import DefaultTrainer, default_argument_parser, default_setup, launch, setup_cfg
+from fastreid.engine import DefaultTrainer, default_argument_parser, default_setup, launch_from_args, setup_cfg
 
 logger = logging.getLogger("fastreid.train_net")
 
@@ -15,22 +15,10 @@ logger = logging.getLogger("fastreid.train_net")
 def main(args):
     cfg = setup_cfg(args)
     default_setup(cfg, args)
-    if args.eval_only:
-        return DefaultTrainer.test_weights(cfg)
-
-    trainer = DefaultTrainer(cfg)
-    trainer.resume_or_load(resume=args.resume)
-    return trainer.train()
+    return DefaultTrainer.run(cfg, args)
 
 
 if __name__ == "__main__":
     args = default_argument_parser().parse_args()
     logger.info("Command line arguments: %s", args)
-    launch(
-        main,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-    )
+    launch_from_args(main, args)

@@ -1,7 +1,7 @@
 """Training: the train loop and hooks, ``DefaultTrainer``, launch, and command-line set-up."""
 from .defaults import default_argument_parser, default_setup, setup_cfg
 from .hooks import HookBase
-from .launch import launch
+from .launch import launch, launch_from_args
 from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
 from .trainer import DefaultTrainer
 
@@ -14,5 +14,6 @@ __all__ = [
     "default_argument_parser",
     "default_setup",
     "launch",
+    "launch_from_args",
     "setup_cfg",
 ]

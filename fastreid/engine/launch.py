@@ -79,6 +79,13 @@ def launch(
     )
 
 
+def launch_from_args(main_func: Callable[[Any], Any], args) -> None:
+    """:func:`launch` ``main_func(args)`` with the job shape of :func:`~fastreid.engine.default_argument_parser`'s
+    ``--num-gpus``, ``--num-machines``, ``--machine-rank`` and ``--dist-url``."""
+    launch(main_func, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+           dist_url=args.dist_url, args=(args,))
+
+
 def _distributed_worker(
     local_rank: int,
     main_func: Callable[..., Any],

@@ -264,6 +264,20 @@ class DefaultTrainer(TrainerBase):
         return self._last_eval_results
 
     @classmethod
+    def run(cls, cfg: CfgNode, args) -> Optional[Mapping[str, Any]]:
+        """What a train script does with its parsed ``args``: ``--eval-only`` tests MODEL.WEIGHTS
+        (:meth:`test_weights`); otherwise build the trainer, load or ``--resume``, and train.
+
+        Returns:
+            The evaluation results (main process).
+        """
+        if args.eval_only:
+            return cls.test_weights(cfg)
+        trainer = cls(cfg)
+        trainer.resume_or_load(resume=args.resume)
+        return trainer.train()
+
+    @classmethod
     def test_weights(cls, cfg: CfgNode) -> "OrderedDict[str, Dict]":
         """``--eval-only``: build the model without ImageNet initialisation, load MODEL.WEIGHTS and test it."""
         cfg = cfg.clone()

@@ -4,16 +4,14 @@
     python projects/ToyProject/train_net.py --config-file projects/ToyProject/configs/tiny_convnet_synthetic.yml
     python projects/ToyProject/train_net.py --config-file CFG --eval-only MODEL.WEIGHTS path/to/model.pth
 """
-import logging
 from typing import List
 
 from fastreid.config import get_cfg
-from fastreid.engine import DefaultTrainer, HookBase, default_argument_parser, default_setup, launch, setup_cfg
+from fastreid.engine import (DefaultTrainer, HookBase, default_argument_parser, default_setup, launch_from_args,
+                             setup_cfg)
 from fastreid.engine.hooks import PeriodicWriter
 
 from toy_project import WeightNormHook, add_toy_config
-
-logger = logging.getLogger("fastreid.toy_project.train_net")
 
 
 class Trainer(DefaultTrainer):
@@ -37,21 +35,8 @@ def setup(args):
 
 
 def main(args):
-    cfg = setup(args)
-    if args.eval_only:
-        return Trainer.test_weights(cfg)
-    trainer = Trainer(cfg)
-    trainer.resume_or_load(resume=args.resume)
-    return trainer.train()
+    return Trainer.run(setup(args), args)
 
 
 if __name__ == "__main__":
-    args = default_argument_parser().parse_args()
-    launch(
-        main,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-    )
+    launch_from_args(main, default_argument_parser().parse_args())
