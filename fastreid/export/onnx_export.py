@@ -4,6 +4,7 @@ The graph takes ``images`` N×3×H×W float32 on the 0-255 scale (normalisation 
 ``features`` N×D. H and W are fixed at export time; N is dynamic. ``onnx`` and ``onnxruntime`` are optional
 dependencies (``pip install fastreid[deploy]``), imported only when used.
 """
+import io
 import logging
 import os
 import warnings
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..utils.file_io import atomic_write
 from .verify import random_images
 from .wrapper import FeatureExtractor, model_device
 
@@ -42,7 +44,7 @@ def export_onnx(
 
     Args:
         model: a reid model (wrapped in :class:`FeatureExtractor` unless it already is one).
-        path: the ``.onnx`` file to write (its folder is created).
+        path: the ``.onnx`` file to write atomically (its folder is created).
         input_size: (H, W) of the input images.
         batch_size: batch of the example input used for tracing (the exported batch axis is dynamic anyway).
         opset: ONNX opset version.
@@ -64,10 +66,11 @@ def export_onnx(
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx\..*")
         # IBN's InstanceNorm keeps no running statistics, so using the input's statistics is right in eval.
         warnings.filterwarnings("ignore", ".*operator 'instance_norm' is set to train=True.*", UserWarning)
+        buffer = io.BytesIO()
         torch.onnx.export(
             extractor,
             (images,),
-            path,
+            buffer,
             dynamo=False,
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],
@@ -75,6 +78,7 @@ def export_onnx(
             opset_version=opset,
             do_constant_folding=constant_folding,
         )
+    atomic_write(path, lambda f: f.write(buffer.getbuffer()))
     logger.info(
         "Exported %s (opset %d, input N×3×%d×%d) to %s", type(extractor.model).__name__, opset, *input_size, path
     )
@@ -99,7 +103,7 @@ def _simplify(path: str, onnx) -> None:
     if not ok:
         logger.warning("onnxsim could not validate the simplified graph; keeping the original %s", path)
         return
-    onnx.save(simplified, path)
+    atomic_write(path, lambda f: f.write(simplified.SerializeToString()))
     logger.info("Simplified %s with onnxsim", path)
 
 

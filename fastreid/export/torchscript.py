@@ -6,6 +6,7 @@ from typing import Tuple
 import torch
 from torch import nn
 
+from ..utils.file_io import atomic_write
 from .verify import random_images
 from .wrapper import FeatureExtractor, model_device
 
@@ -27,7 +28,7 @@ def export_torchscript(
 
     Args:
         model: a reid model (wrapped in :class:`FeatureExtractor` unless it already is one).
-        path: the ``.pt`` file to write (its folder is created).
+        path: the ``.pt`` file to write atomically (its folder is created).
         input_size: (H, W) of the input images.
         batch_size: batch of the example input used for tracing.
 
@@ -41,6 +42,8 @@ def export_torchscript(
     with torch.no_grad():
         traced = torch.jit.trace(extractor, (images,), check_trace=False)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    torch.jit.save(traced, path)
+    # Written through a Python file object: a failed write (a full disk) raises OSError and keeps any previous
+    # file, where torch.jit.save(path) would abort the whole process.
+    atomic_write(path, lambda f: torch.jit.save(traced, f))
     logger.info("Traced %s (input N×3×%d×%d) to %s", type(extractor.model).__name__, *input_size, path)
     return traced

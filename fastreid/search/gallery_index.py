@@ -23,6 +23,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import faiss
 import numpy as np
 
+from ..utils.file_io import atomic_write
+
 __all__ = ["GalleryIndex", "INDEX_KINDS", "METRICS"]
 
 logger = logging.getLogger(__name__)
@@ -150,13 +152,17 @@ class GalleryIndex:
                 for srow, irow in zip(scores, indices)]
 
     def save(self, folder: str) -> None:
-        """Writes ``index.faiss``, ``paths.json`` and ``meta.json`` into ``folder`` (created if missing)."""
+        """Writes ``index.faiss``, ``paths.json`` and ``meta.json`` into ``folder`` (created if missing).
+
+        Each file is written atomically; :meth:`load` rejects an index and a path list of different lengths.
+        """
         os.makedirs(folder, exist_ok=True)
-        faiss.write_index(self.index, os.path.join(folder, "index.faiss"))
-        with open(os.path.join(folder, "paths.json"), "w") as f:
-            json.dump(self.paths, f, indent=0)
-        with open(os.path.join(folder, "meta.json"), "w") as f:
-            json.dump(self.meta, f, indent=2, sort_keys=True)
+        index_bytes = faiss.serialize_index(self.index)
+        atomic_write(os.path.join(folder, "index.faiss"), lambda f: f.write(index_bytes.tobytes()))
+        paths_text = json.dumps(self.paths, indent=0).encode()
+        atomic_write(os.path.join(folder, "paths.json"), lambda f: f.write(paths_text))
+        meta_text = json.dumps(self.meta, indent=2, sort_keys=True).encode()
+        atomic_write(os.path.join(folder, "meta.json"), lambda f: f.write(meta_text))
         logger.info("Saved the index of %d images to %s", len(self), folder)
 
     @classmethod
