@@ -17,3 +17,23 @@ def _fastreid_logs_reach_caplog():
     root.propagate = True
     yield
     root.propagate = before
+
+
+
+def pytest_sessionstart(session):
+    """Warn, even with -q, when the temporary folder is short of the space the training and export tests need.
+
+    Their checkpoints are ~130 MB each and the suite peaks at about 1.2 GB; a full disk shows up as failed
+    saves in unrelated-looking tests, so say it up front.
+    """
+    import shutil
+    import tempfile
+
+    folder = tempfile.gettempdir()
+    free_gb = shutil.disk_usage(folder).free / 2**30
+    if free_gb < 2:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = (f"fastreid tests: only {free_gb:.1f} GB free in {folder}; training and export tests need up to "
+                   "~1.5 GB at once. Free some space or point TMPDIR at a larger disk.")
+        if reporter is not None:
+            reporter.write_line(message, yellow=True, bold=True)
