@@ -7,7 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from fastreid.utils.checkpoint import Checkpointer
+from fastreid.config import get_cfg
+from fastreid.modeling import build_model
+from fastreid.utils.checkpoint import INFERENCE_SKIP_PREFIXES, Checkpointer, load_inference_weights
 
 
 class _Net(nn.Module):
@@ -102,7 +104,8 @@ def test_shape_mismatch_is_skipped_with_a_table(tmp_path, caplog):
     assert torch.equal(dst.classifier.weight, before)
     text = caplog.text
     assert "shape in checkpoint" in text and "classifier.weight" in text and "(3, 5)" in text and "(7, 5)" in text
-    assert "missing key" in text and "classifier.bias" in text
+    assert "classifier.bias" in text and "(3,)" in text and "(7,)" in text
+    assert "missing key" not in text  # a key skipped for its shape is reported once, as a shape mismatch
 
 
 def test_bare_state_dict_and_unexpected_keys(tmp_path, caplog):
@@ -150,3 +153,168 @@ def test_save_tag_last_false_and_non_main_process_does_not_write(tmp_path):
     assert (tmp_path / "model_best.pth").exists()
     Checkpointer(_Net(), str(tmp_path / "x"), save_to_disk=False).save("m")
     assert not (tmp_path / "x").exists()
+
+
+# --- each incompatible key once, shared modules, metadata, inference-only loads ---------------------------------
+
+
+def _warnings(caplog):
+    return [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_non_classifier_shape_mismatch_is_reported_once(tmp_path, caplog):
+    src = _Net()
+    sd = dict(src.state_dict(), **{"backbone.weight": torch.zeros(6, 4)})
+    torch.save({"model": sd}, tmp_path / "w.pth")
+    for load in (lambda m: Checkpointer(m).load(str(tmp_path / "w.pth")),
+                 lambda m: load_inference_weights(m, str(tmp_path / "w.pth"), skip_prefixes=("classifier",))):
+        caplog.clear()
+        dst = _Net()
+        with caplog.at_level(logging.DEBUG):
+            load(dst)
+        records = _warnings(caplog)
+        assert len(records) == 1 and records[0].levelno == logging.WARNING
+        text = records[0].getMessage()
+        assert "shape in checkpoint" in text and "(6, 4)" in text and "(5, 4)" in text
+        assert caplog.text.count("backbone.weight") == 1 and "missing key" not in caplog.text
+        assert torch.equal(dst.classifier.weight, src.classifier.weight)
+
+
+class _Shared(nn.Module):
+    """``head`` is ``backbone`` under a second name; ``extra`` is the only truly new module."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = nn.Linear(4, 5)
+        self.head = self.backbone
+        self.extra = nn.Linear(5, 2)
+
+
+def test_keys_of_a_shared_module_loaded_under_another_name_are_not_missing(tmp_path, caplog):
+    src = _Net()
+    torch.save({"backbone." + k: v for k, v in src.backbone.state_dict().items()}, tmp_path / "bb.pth")
+    dst = _Shared()
+    assert set(dst.state_dict()) >= {"head.weight", "backbone.weight"}
+    with caplog.at_level(logging.WARNING):
+        Checkpointer(dst).load(str(tmp_path / "bb.pth"))
+    assert torch.equal(dst.head.weight, src.backbone.weight)
+    text = caplog.text
+    assert "2 model key(s) not found" in text and "extra.weight" in text and "extra.bias" in text
+    assert "head." not in text
+
+    caplog.clear()
+    torch.save({"extra." + k: v for k, v in _Shared().extra.state_dict().items()}, tmp_path / "ex.pth")
+    with caplog.at_level(logging.WARNING):
+        Checkpointer(_Shared()).load(str(tmp_path / "ex.pth"))
+    # Loaded under neither name: both names are missing.
+    assert all(k in caplog.text for k in ("head.weight", "head.bias", "backbone.weight", "backbone.bias"))
+
+
+def test_metadata_is_in_every_file_and_loads_weights_only(tmp_path):
+    cfg = get_cfg()
+    cfg.MODEL.HEADS.NUM_CLASSES = 3
+    meta = {"config": cfg.dump(), "num_classes": 3}
+    ckpt = Checkpointer(_Net(), str(tmp_path), save_to_disk=True, metadata=meta)
+    ckpt.save("model_0000", iteration=0)
+    ckpt.metadata["note"] = [1, 2.5, "x", None, torch.ones(2)]
+    ckpt.save("model_final", iteration=1, num_classes=4)
+    first = torch.load(tmp_path / "model_0000.pth", weights_only=True)
+    assert first["config"] == meta["config"] and first["num_classes"] == 3 and first["iteration"] == 0
+    final = torch.load(tmp_path / "model_final.pth", weights_only=True)
+    assert final["num_classes"] == 4 and final["note"][:4] == [1, 2.5, "x", None]  # save kwargs win
+    reloaded = get_cfg()
+    reloaded.merge_from_other_cfg(reloaded.load_cfg(final["config"]))
+    assert reloaded.MODEL.HEADS.NUM_CLASSES == 3
+    extra = Checkpointer(_Net()).load(str(tmp_path / "model_0000.pth"))
+    assert extra["config"] == meta["config"] and extra["num_classes"] == 3
+
+
+def test_metadata_that_would_not_load_is_refused_before_saving(tmp_path):
+    with pytest.raises(TypeError, match="weights_only"):
+        Checkpointer(_Net(), str(tmp_path), metadata={"config": get_cfg()})
+    ckpt = Checkpointer(_Net(), str(tmp_path), save_to_disk=True, metadata={"num_classes": 3})
+    ckpt.metadata["when"] = np.float64(1.0)
+    with pytest.raises(TypeError, match=r"metadata\['when'\]"):
+        ckpt.save("m")
+    ckpt.metadata = {"rng": 1}
+    with pytest.raises(ValueError, match="rng"):
+        ckpt.save("m")
+    assert not list(tmp_path.iterdir())
+
+
+def _reid_cfg(num_classes, meta_arch="Baseline", head="EmbeddingHead"):
+    cfg = get_cfg()
+    cfg.merge_from_list([
+        "MODEL.META_ARCHITECTURE", meta_arch, "MODEL.HEADS.NAME", head, "MODEL.HEADS.NUM_CLASSES", num_classes,
+        "MODEL.BACKBONE.DEPTH", "18x", "MODEL.BACKBONE.PRETRAIN", False, "MODEL.BACKBONE.FEAT_DIM", 512,
+        "MODEL.DEVICE", "cpu", "INPUT.SIZE_TEST", [64, 32],
+    ])
+    return cfg
+
+
+def _trained_reid(tmp_path, cfg):
+    """A model of ``cfg`` with non-trivial weights and BN statistics, saved as a trainer would; (model, path)."""
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.1, 0.1)
+    meta = {"config": cfg.dump(), "num_classes": cfg.MODEL.HEADS.NUM_CLASSES}
+    Checkpointer(model, str(tmp_path), save_to_disk=True, metadata=meta).save("model_final", iteration=9)
+    return model.eval(), str(tmp_path / "model_final.pth")
+
+
+@pytest.mark.parametrize("meta_arch", ["Baseline", "MGN"])
+def test_inference_load_of_a_trained_model_is_silent_and_exact(tmp_path, caplog, meta_arch):
+    trained, path = _trained_reid(tmp_path, _reid_cfg(8, meta_arch))
+    torch.manual_seed(1)
+    model = build_model(_reid_cfg(0, meta_arch)).eval()
+    with caplog.at_level(logging.DEBUG):
+        extra = load_inference_weights(model, path)
+    assert _warnings(caplog) == []
+    assert extra["num_classes"] == 8 and "NUM_CLASSES: 8" in extra["config"] and extra["iteration"] == 9
+    debug = [r.getMessage() for r in caplog.records if "Training-only" in r.getMessage()]
+    assert len(debug) == 1 and "classifier.weight" in debug[0]
+    images = torch.rand(2, 3, 64, 32) * 255
+    with torch.no_grad():
+        assert torch.equal(model(images), trained(images))
+
+    # The same file through a plain load still reports the classifier, once.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        Checkpointer(model).load(path)
+    assert len(_warnings(caplog)) == 1 and "shape in checkpoint" in caplog.text and "missing key" not in caplog.text
+
+
+def test_inference_load_keeps_a_classifier_that_fits(tmp_path, caplog):
+    trained, path = _trained_reid(tmp_path, _reid_cfg(8, head="ClasHead"))
+    model = build_model(_reid_cfg(8, head="ClasHead")).eval()
+    with caplog.at_level(logging.DEBUG):
+        load_inference_weights(model, path)
+    assert _warnings(caplog) == [] and "Training-only" not in caplog.text
+    images = torch.rand(2, 3, 64, 32) * 255
+    with torch.no_grad():
+        logits = model(images)
+        assert logits.shape == (2, 8) and torch.equal(logits, trained(images))
+
+
+def test_inference_load_of_a_data_parallel_save_and_of_other_architectures(tmp_path, caplog):
+    trained, path = _trained_reid(tmp_path, _reid_cfg(8))
+    state = torch.load(path, weights_only=True)["model"]
+    torch.save({"model": {"module." + k: v for k, v in state.items()}}, tmp_path / "ddp.pth")
+    model = build_model(_reid_cfg(0)).eval()
+    with caplog.at_level(logging.WARNING):
+        load_inference_weights(model, str(tmp_path / "ddp.pth"))
+    assert _warnings(caplog) == []
+    assert torch.equal(model.heads.bottleneck[0].running_var, trained.heads.bottleneck[0].running_var)
+
+    # Another architecture's tensors are still reported, and the classifier still is not.
+    other = build_model(_reid_cfg(0, "MGN"))
+    with caplog.at_level(logging.WARNING):
+        load_inference_weights(other, path)
+    assert _warnings(caplog) and "missing key" in caplog.text and "unexpected key" in caplog.text
+    assert "classifier" not in caplog.text
+    assert INFERENCE_SKIP_PREFIXES == ("heads.classifier", "heads.*.classifier")
