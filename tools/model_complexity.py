@@ -8,34 +8,36 @@ Examples:
 """
 import argparse
 import logging
+import sys
+from typing import Optional, Sequence
 
 import torch
 from tabulate import tabulate
 
-from fastreid.config import get_cfg
+from fastreid.config import add_config_arguments, config_overrides, load_config
 from fastreid.modeling import build_model
 from fastreid.modeling.complexity import count_params, count_params_and_flops, measure_latency
 
 
-def main() -> None:
+def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-file", required=True, metavar="FILE", nargs="+", help="one or more config files")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), help="default: INPUT.SIZE_TEST")
     parser.add_argument("--iters", type=int, default=10, help="timed forward passes per measurement")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--no-latency", action="store_true", help="skip the latency measurements")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs")
-    args = parser.parse_args()
+    return add_config_arguments(parser, required=True, multiple=True)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.threads:
         torch.set_num_threads(args.threads)
 
     rows = []
     for path in args.config_file:
-        cfg = get_cfg()
-        cfg.merge_from_file(path)
         # Weights and the class count do not change the cost of an eval-mode forward pass.
-        cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.BACKBONE.PRETRAIN", False] + list(args.opts))
+        cfg = load_config(path, ["MODEL.DEVICE", "cpu", "MODEL.BACKBONE.PRETRAIN", False] + config_overrides(args))
         size = tuple(args.input_size or cfg.INPUT.SIZE_TEST)
         model = build_model(cfg).eval()
         params, flops = count_params_and_flops(model, size)
@@ -55,4 +57,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -23,6 +23,7 @@ import os
 import sys
 from typing import List, Optional, Sequence
 
+from fastreid.config import add_config_arguments, config_overrides
 from fastreid.predictor import FeatureExtractor, load_inference_config
 from fastreid.search import INDEX_KINDS, GalleryIndex, list_images, write_search_report
 from fastreid.utils.logger import setup_logger
@@ -35,10 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def model_args(p: argparse.ArgumentParser, required: bool) -> None:
-        p.add_argument("--config-file", required=required, default="", metavar="FILE", help="model config file")
+        add_config_arguments(p, required=required)
         p.add_argument("--weights", default="", metavar="FILE", help="trained weights (default MODEL.WEIGHTS)")
         p.add_argument("--batch-size", type=int, default=0, help="images per forward (default TEST.IMS_PER_BATCH)")
-        p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs")
 
     index = sub.add_parser("index", help="extract gallery features and save a faiss index")
     index.add_argument("--gallery", nargs="+", required=True, help="gallery image folders and/or files")
@@ -69,12 +69,12 @@ def _extractor(cfg, batch_size: int) -> FeatureExtractor:
 
 def run_index(args: argparse.Namespace) -> GalleryIndex:
     paths = list_images(args.gallery)
-    cfg = load_inference_config(args.config_file, args.weights, args.opts)
+    cfg = load_inference_config(args.config_file, args.weights, config_overrides(args))
     extractor = _extractor(cfg, args.batch_size)
     logger.info("Extracting features of %d gallery images", len(paths))
     weights = os.path.abspath(cfg.MODEL.WEIGHTS) if os.path.isfile(cfg.MODEL.WEIGHTS) else cfg.MODEL.WEIGHTS
     model_meta = {"config_file": os.path.abspath(args.config_file), "weights": weights,
-                  "opts": list(args.opts), "flip": extractor.flip}
+                  "opts": config_overrides(args), "flip": extractor.flip}
     index = GalleryIndex.build(extractor(paths), paths, kind=args.index, metric=cfg.TEST.METRIC,
                                nlist=args.nlist or None, nprobe=args.nprobe, hnsw_m=args.hnsw_m,
                                ef_search=args.ef_search, extra_meta=model_meta)
@@ -87,7 +87,7 @@ def run_query(args: argparse.Namespace) -> List[dict]:
     index = GalleryIndex.load(args.index_dir)
     meta = index.meta
     cfg = load_inference_config(args.config_file or meta["config_file"], args.weights or meta["weights"],
-                                list(meta.get("opts", [])) + list(args.opts))
+                                list(meta.get("opts", [])) + config_overrides(args))
     if cfg.TEST.METRIC != meta["metric"]:
         raise ValueError(f"The index was built for TEST.METRIC {meta['metric']}, the query config has "
                          f"{cfg.TEST.METRIC}")

@@ -13,6 +13,7 @@ white gaps of 10 pixels, so it is ``3 * W + 20`` by ``H`` pixels for INPUT.SIZE_
 
 For MGN, ``backbone`` is the shared stem (up to ``layer3[0]``), so the map is that stem's output.
 """
+import argparse
 import logging
 import os
 import sys
@@ -25,9 +26,11 @@ from matplotlib import colormaps
 from PIL import Image
 from torch import nn
 
+from fastreid.config import config_overrides
 from fastreid.data import read_image
 from fastreid.data.datasets import build_dataset
 from fastreid.data.transforms import build_transforms
+from fastreid.evaluation import inference_context
 from fastreid.predictor import inference_argument_parser, load_inference_config, load_model
 from fastreid.search import list_images
 from fastreid.utils.logger import setup_logger
@@ -57,12 +60,8 @@ def activation_maps(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
         (B, H, W) maps in [0, 1] on the CPU: sum over channels of the squared features, upsampled
         bilinearly and min-max scaled per image (a constant map becomes all zeros).
     """
-    was_training = model.training
-    model.eval()
-    try:
+    with inference_context(model):
         features = model.backbone(normalize_images(model, images))
-    finally:
-        model.train(was_training)
     maps = features.float().pow(2).sum(1, keepdim=True)
     maps = F.interpolate(maps, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0].cpu()
     low = maps.flatten(1).min(1).values[:, None, None]
@@ -105,14 +104,19 @@ def visualize_actmaps(cfg, image_paths: Sequence[str], output: str, batch_size: 
     return written
 
 
-def main(argv: Optional[Sequence[str]] = None) -> List[str]:
+def get_parser() -> argparse.ArgumentParser:
+    """The tool's arguments; parse with ``parse_intermixed_args`` (overrides may stand among the flags)."""
     parser = inference_argument_parser(__doc__)
     parser.add_argument("--images", nargs="+", default=[], help="image files and/or folders")
     parser.add_argument("--num-images", type=int, default=8, help="query images to use without --images")
     parser.add_argument("--output", default="", help="output folder (default OUTPUT_DIR/actmap)")
-    args = parser.parse_intermixed_args(argv)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> List[str]:
+    args = get_parser().parse_intermixed_args(argv)
     setup_logger(name="fastreid")
-    cfg = load_inference_config(args.config_file, opts=args.opts + args.more_opts)
+    cfg = load_inference_config(args.config_file, opts=config_overrides(args))
     if args.images:
         paths = list_images(args.images)
     else:

@@ -227,9 +227,9 @@ def _deep_update(base: Dict[str, Any], override: Dict[str, Any]) -> Dict[str, An
 
 def get_cfg() -> CfgNode:
     """Return a fresh copy of the default config tree (:mod:`fastreid.config.defaults`)."""
-    from .defaults import _C
+    from .defaults import DEFAULT_CONFIG
 
-    return _C.clone()
+    return DEFAULT_CONFIG.clone()
 
 
 # --------------------------------------------------------------------------------------------------

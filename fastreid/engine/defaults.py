@@ -6,7 +6,7 @@ from typing import Optional
 
 import torch
 
-from fastreid.config import CfgNode, get_cfg
+from fastreid.config import CfgNode, add_config_arguments, config_overrides, load_config
 from fastreid.utils import comm
 from fastreid.utils.env import collect_env_info, resolve_device, seed_all_rng
 from fastreid.utils.file_io import PathManager, atomic_write
@@ -20,7 +20,8 @@ def default_argument_parser(description: Optional[str] = None) -> argparse.Argum
 
     Flags: ``--config-file``, ``--resume``, ``--eval-only``, ``--num-gpus`` (processes per machine; on CPU it
     counts CPU processes), ``--num-machines``, ``--machine-rank``, ``--dist-url``; everything after the flags is
-    a list of ``KEY VALUE`` config overrides.
+    a list of ``KEY VALUE`` config overrides (``--config-file`` and the overrides come from
+    :func:`fastreid.config.add_config_arguments`).
     """
     parser = argparse.ArgumentParser(
         description=description or "fastreid training and evaluation",
@@ -33,7 +34,7 @@ def default_argument_parser(description: Optional[str] = None) -> argparse.Argum
             "  Overrides: tools/train_net.py --config-file cfg.yml SOLVER.BASE_LR 0.001 MODEL.DEVICE cpu\n"
         ),
     )
-    parser.add_argument("--config-file", default="", metavar="FILE", help="path to a config file")
+    add_config_arguments(parser)
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUTPUT_DIR")
     parser.add_argument("--eval-only", action="store_true", help="evaluate MODEL.WEIGHTS and exit")
     parser.add_argument("--num-gpus", type=int, default=1, help="processes per machine (GPUs, or CPU processes)")
@@ -44,24 +45,13 @@ def default_argument_parser(description: Optional[str] = None) -> argparse.Argum
         default="auto",
         help="URL of the rendezvous, e.g. tcp://10.0.0.1:29500; 'auto' picks a free local port (one machine only)",
     )
-    parser.add_argument(
-        "opts",
-        default=None,
-        nargs=argparse.REMAINDER,
-        help="config overrides as KEY VALUE pairs, e.g. SOLVER.IMS_PER_BATCH 32",
-    )
     return parser
 
 
 def setup_cfg(args: argparse.Namespace, cfg: Optional[CfgNode] = None) -> CfgNode:
     """Build the run's config: ``cfg`` (default: ``get_cfg()``; a project passes it with its own keys added),
-    then ``args.config_file``, then ``args.opts``; frozen."""
-    cfg = get_cfg() if cfg is None else cfg
-    if args.config_file:
-        cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts or [])
-    cfg.freeze()
-    return cfg
+    then ``args.config_file``, then ``args.opts``; frozen (see :func:`fastreid.config.load_config`)."""
+    return load_config(args.config_file, config_overrides(args), base=cfg)
 
 
 def default_setup(cfg: CfgNode, args: argparse.Namespace) -> None:

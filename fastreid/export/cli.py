@@ -6,6 +6,7 @@ from typing import Callable, Tuple
 
 import numpy as np
 
+from fastreid.config import add_config_arguments, config_overrides
 from fastreid.utils.logger import setup_logger
 
 from .verify import check_agreement
@@ -20,19 +21,21 @@ ExportFn = Callable[[FeatureExtractor, str, Tuple[int, int], int], Callable[[np.
 def export_argument_parser(format_name: str, extension: str, default_output: str) -> argparse.ArgumentParser:
     """The arguments every export script takes; a script adds its format's own options.
 
+    ``--config-file`` and the trailing ``KEY VALUE`` overrides (which name the trained weights,
+    ``MODEL.WEIGHTS path``) come from :func:`fastreid.config.add_config_arguments`.
+
     Args:
         format_name: shown in the help, e.g. ``"ONNX"``.
         extension: of the exported file, e.g. ``".onnx"``.
         default_output: default folder of the exported file.
     """
     parser = argparse.ArgumentParser(description=f"Export a fastreid model to {format_name}")
-    parser.add_argument("--config-file", default="", metavar="FILE", help="path to the model's config file")
+    add_config_arguments(parser)
     parser.add_argument("--name", default="baseline", help=f"file name of the exported model (without {extension})")
     parser.add_argument("--output", default=default_output, help="folder of the exported model")
     parser.add_argument("--batch-size", type=int, default=1, help="batch of the tracing input")
     parser.add_argument("--no-verify", action="store_true",
                         help=f"skip comparing the {format_name} model's features with PyTorch's")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: MODEL.WEIGHTS path KEY VALUE ...")
     return parser
 
 
@@ -43,7 +46,7 @@ def run_export(args: argparse.Namespace, export_fn: ExportFn, format_name: str, 
         The path of the exported file, ``<output>/<name><extension>``.
     """
     setup_logger(name="fastreid")
-    cfg = export_cfg(args.config_file, args.opts)
+    cfg = export_cfg(args.config_file, config_overrides(args))
     model = build_export_model(cfg)
     input_size = tuple(cfg.INPUT.SIZE_TEST)
     path = os.path.join(args.output, f"{args.name}{extension}")
