@@ -101,8 +101,8 @@ def baseline_aqe(query, gallery, qe_k=5, alpha=3.0, chunk=1024):
 
 def run_stage(stage: str, shape: str, queue) -> None:
     sys.path.insert(0, str(ROOT / "tests" / "evaluation"))
-    from fastreid.evaluation import (ReidEvaluator, average_query_expansion, compute_distance_matrix,
-                                     evaluate_rank, evaluate_rank_faiss, re_ranking)
+    from fastreid.evaluation import (DenseRanking, ExactRanking, FaissRanking, ReidEvaluator, average_query_expansion,
+                                     compute_distance_matrix, evaluate_rank, evaluate_rank_faiss, re_ranking)
 
     (qf, qp, qc), (gf, gp, gc) = make_features(shape)
     out = {}
@@ -138,8 +138,8 @@ def run_stage(stage: str, shape: str, queue) -> None:
     elif stage == "baseline_aqe":
         baseline_aqe(qf, gf, qe_k=5, alpha=3.0)
     elif stage in ("evaluate", "evaluate_faiss", "evaluate_exact"):
-        ev = ReidEvaluator(num_query=len(qp), metric="cosine", faiss_enabled=stage == "evaluate_faiss",
-                           exact_ranking=stage == "evaluate_exact")
+        ranking = {"evaluate": DenseRanking, "evaluate_faiss": FaissRanking, "evaluate_exact": ExactRanking}[stage]
+        ev = ReidEvaluator(num_query=len(qp), metric="cosine", ranking=ranking())
         feats = torch.cat([qf, gf])
         del qf, gf  # the evaluator's records are the only feature copy, as in a real run
         pids, camids = torch.from_numpy(np.concatenate([qp, gp])), torch.from_numpy(np.concatenate([qc, gc]))

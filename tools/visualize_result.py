@@ -18,6 +18,7 @@ TEST.METRIC) and writes into ``--output`` (default ``OUTPUT_DIR/visualize_result
   (different identity) query-gallery pairs.
 * ``roc.png``: verification ROC over the same pairs (accept a pair when its distance <= threshold).
 """
+import argparse
 import csv
 import logging
 import os
@@ -27,10 +28,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from matplotlib.figure import Figure  # a bare Figure renders with Agg; no pyplot backend state
 
+from fastreid.config import config_overrides
 from fastreid.data import build_reid_test_loader
-from fastreid.evaluation import RankAccumulator, compute_distance_matrix, inference_on_dataset
+from fastreid.evaluation import FeatureCollector, RankAccumulator, compute_distance_matrix, inference_on_dataset
 from fastreid.evaluation.visualizer import ranked_gallery, select_queries, visualize_ranked_results
-from fastreid.predictor import FeatureCollector, inference_argument_parser, load_inference_config, load_model
+from fastreid.predictor import inference_argument_parser, load_inference_config, load_model
 from fastreid.utils.logger import setup_logger
 
 logger = logging.getLogger("fastreid.visualize_result")
@@ -152,7 +154,8 @@ def visualize(cfg, dataset_name: str, output: str, num_vis: int, rank_sort: str,
     return written
 
 
-def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
+def get_parser() -> argparse.ArgumentParser:
+    """The tool's arguments; parse with ``parse_intermixed_args`` (overrides may stand among the flags)."""
     parser = inference_argument_parser(__doc__)
     parser.add_argument("--dataset-name", default="", help="test set to visualise (default DATASETS.TESTS[0])")
     parser.add_argument("--output", default="", help="output folder (default OUTPUT_DIR/visualize_result)")
@@ -161,9 +164,13 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
                         help="ascending: lowest AP first (worst); descending: best; random; all: the three")
     parser.add_argument("--vis-label", action="store_true", help="also write labels.csv next to the rank lists")
     parser.add_argument("--max-rank", type=int, default=10, help="gallery results per rank list")
-    args = parser.parse_intermixed_args(argv)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
+    args = get_parser().parse_intermixed_args(argv)
     setup_logger(name="fastreid")
-    cfg = load_inference_config(args.config_file, opts=args.opts + args.more_opts)
+    cfg = load_inference_config(args.config_file, opts=config_overrides(args))
     output = args.output or os.path.join(cfg.OUTPUT_DIR, "visualize_result")
     return visualize(cfg, args.dataset_name or cfg.DATASETS.TESTS[0], output, args.num_vis, args.rank_sort,
                      args.vis_label, args.max_rank)

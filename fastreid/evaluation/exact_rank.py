@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .distance import METRICS, prepare_features
-from .rank import ArrayLike, RankAccumulator, _GalleryGroups, _rank_cy
+from .rank import ArrayLike, GalleryGroups, RankAccumulator, compiled_ranker
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +60,12 @@ class ExactDistance:
         self.g_scale = torch.cat(scale)
         self.g_scale32 = self.g_scale.float()
         on_cpu = self.gallery.device.type == "cpu"
-        self._compiled = _rank_cy is not None and hasattr(_rank_cy, "pair_dots") and on_cpu
+        kernels = compiled_ranker()
+        self._pair_dots = getattr(kernels, "pair_dots", None) if on_cpu else None
         self._threads = max(1, torch.get_num_threads())
 
     def _dots(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        if not self._compiled:
+        if self._pair_dots is None:
             out = torch.empty(rows.shape, dtype=torch.float64, device=rows.device)
             for s in range(0, len(rows), _PAIR_BLOCK):
                 r, c = rows[s:s + _PAIR_BLOCK], cols[s:s + _PAIR_BLOCK]
@@ -76,7 +77,7 @@ class ExactDistance:
         bounds = np.linspace(0, len(r_np), self._threads + 1).astype(int)
 
         def run(a: int, b: int) -> None:
-            _rank_cy.pair_dots(g, q, r_np[a:b], c_np[a:b], out[a:b])
+            self._pair_dots(g, q, r_np[a:b], c_np[a:b], out[a:b])
 
         if self._threads == 1 or len(r_np) < 1024:
             run(0, len(r_np))
@@ -115,7 +116,7 @@ class SameIdentity:
         dist: (r, M) exact distances, sorted: (r, M) positive distances ascending (inf pads).
     """
 
-    def __init__(self, rows: np.ndarray, exact: ExactDistance, groups: _GalleryGroups, qp, qc, gc,
+    def __init__(self, rows: np.ndarray, exact: ExactDistance, groups: GalleryGroups, qp, qc, gc,
                  ignore_camid: bool):
         self.memb, in_grp = groups.members(qp[rows])
         self.pos = in_grp if ignore_camid else in_grp & (gc[self.memb] != qc[rows][:, None])
@@ -151,7 +152,7 @@ def error_bound(exact: ExactDistance) -> np.ndarray:
     return 1.05 * (dim + 8) * 2.0 ** -24 * (q_norm + g_norm_max) ** 2
 
 
-def screened_rows(rows: np.ndarray, eps: np.ndarray, exact: ExactDistance, groups: _GalleryGroups, labels,
+def screened_rows(rows: np.ndarray, eps: np.ndarray, exact: ExactDistance, groups: GalleryGroups, labels,
                    ignore_camid: bool) -> torch.Tensor:
     """(r, G) float64 rows that order every negative against every positive exactly.
 
@@ -169,7 +170,7 @@ def screened_rows(rows: np.ndarray, eps: np.ndarray, exact: ExactDistance, group
     return dist
 
 
-def rank_screened(rows: np.ndarray, eps: np.ndarray, exact: ExactDistance, groups: _GalleryGroups,
+def rank_screened(rows: np.ndarray, eps: np.ndarray, exact: ExactDistance, groups: GalleryGroups,
                   acc: RankAccumulator, use_cython: bool) -> None:
     """Fills ``acc.stats`` of the given query rows from exact-ordered screened rows."""
     qp, gp, qc, gc = acc.q_pids, acc.g_pids, acc.q_camids, acc.g_camids
@@ -213,6 +214,6 @@ def evaluate_rank_exact(
         raise ValueError(f"Unknown distance metric {metric!r}; expected one of {METRICS}.")
     acc = RankAccumulator(q_pids, g_pids, q_camids, g_camids, use_cython=use_cython, ignore_camid=ignore_camid)
     exact = ExactDistance(query, gallery, metric)
-    rank_screened(np.arange(len(acc.q_pids)), error_bound(exact), exact, _GalleryGroups(acc.g_pids), acc,
+    rank_screened(np.arange(len(acc.q_pids)), error_bound(exact), exact, GalleryGroups(acc.g_pids), acc,
                   use_cython)
     return acc.finalize(max_rank)

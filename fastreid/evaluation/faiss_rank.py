@@ -19,23 +19,19 @@ float32 arithmetic. The metrics are then made exact:
   which the positives and every negative within ``eps`` of a positive get exact values.
 """
 import logging
-from typing import Tuple
+from typing import Any, Tuple
 
 import numpy as np
 import torch
 
 from .distance import METRICS, prepare_features
 from .exact_rank import ExactDistance, SameIdentity, error_bound, rank_screened
-from .rank import ArrayLike, RankAccumulator, _GalleryGroups
-
-try:
-    import faiss
-except ImportError:  # pragma: no cover - optional dependency
-    faiss = None
+from .faiss_index import METRIC_TABLE, build_faiss_index
+from .rank import ArrayLike, GalleryGroups, RankAccumulator
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["is_faiss_available", "build_faiss_index", "evaluate_rank_faiss"]
+__all__ = ["evaluate_rank_faiss", "index_gallery"]
 
 # Query rows whose candidates are checked at once.
 _RECHECK_ROWS = 256
@@ -43,20 +39,8 @@ _RECHECK_ROWS = 256
 _GALLERY_BLOCK = 4096
 
 
-def is_faiss_available() -> bool:
-    """Whether ``import faiss`` works."""
-    return faiss is not None
-
-
-def _gpu_wanted(use_gpu: bool) -> bool:
-    available = faiss is not None and hasattr(faiss, "StandardGpuResources") and torch.cuda.is_available()
-    if use_gpu and not available:
-        logger.debug("faiss GPU index unavailable (needs faiss-gpu and CUDA); using the CPU index.")
-    return bool(use_gpu and available)
-
-
-def build_faiss_index(gallery: torch.Tensor, metric: str, use_gpu: bool = True):
-    """Exact (flat) faiss index over the gallery.
+def index_gallery(gallery: torch.Tensor, metric: str, use_gpu: bool = True) -> Any:
+    """Exact (flat) faiss index over the gallery (:func:`~.faiss_index.build_faiss_index`).
 
     Args:
         gallery: (G, D) features; normalised here for cosine.
@@ -67,18 +51,8 @@ def build_faiss_index(gallery: torch.Tensor, metric: str, use_gpu: bool = True):
     Returns:
         The index (with its GPU resources kept referenced).
     """
-    if faiss is None:
-        raise ImportError("faiss is not installed (pip install faiss-cpu or faiss-gpu).")
-    dim = gallery.shape[1]
-    index = faiss.IndexFlatIP(dim) if metric == "cosine" else faiss.IndexFlatL2(dim)
-    if _gpu_wanted(use_gpu):
-        res = faiss.StandardGpuResources()
-        options = faiss.GpuClonerOptions()
-        options.useFloat16 = False  # the error bound assumes float32 arithmetic
-        device = gallery.device.index if gallery.is_cuda and gallery.device.index is not None \
-            else torch.cuda.current_device()
-        index = faiss.index_cpu_to_gpu(res, device, index, options)
-        index.gpu_resources = res
+    device = gallery.device.index if gallery.is_cuda else None
+    index = build_faiss_index(gallery.shape[1], metric, "flat", use_gpu=use_gpu, gpu_device=device)
     # Added in blocks so that no prepared copy of the whole gallery is held besides faiss's.
     for s in range(0, gallery.shape[0], _GALLERY_BLOCK):
         block = prepare_features(gallery[s:s + _GALLERY_BLOCK], metric).float().cpu().numpy()
@@ -110,7 +84,7 @@ def _count_ranks(values: np.ndarray, cand: np.ndarray, is_neg: np.ndarray, pd: n
 
 
 def _resolve_rows(rows: np.ndarray, f_dist: np.ndarray, f_idx: np.ndarray, eps: np.ndarray,
-                  exact: ExactDistance, groups: _GalleryGroups, labels, ignore_camid: bool,
+                  exact: ExactDistance, groups: GalleryGroups, labels, ignore_camid: bool,
                   acc: RankAccumulator, complete: bool) -> np.ndarray:
     """Fills ``acc.stats`` for rows whose candidates cover their positives; returns the others."""
     qp, gp, qc, gc = labels
@@ -190,16 +164,15 @@ def evaluate_rank_faiss(
     labels = qp, gp, qc, gc = acc.q_pids, acc.g_pids, acc.q_camids, acc.g_camids
     num_g = gallery.shape[0]
     k = min(max(topk, max_rank), num_g)
-    index = build_faiss_index(gallery, metric, use_gpu)
+    index = index_gallery(gallery, metric, use_gpu)
     exact = ExactDistance(query, gallery, metric)
-    groups = _GalleryGroups(gp)
+    groups = GalleryGroups(gp)
     eps = error_bound(exact)
     q_search = prepare_features(query, metric).float().cpu().numpy()
     fallback = []
     for start in range(0, len(qp), chunk_size):
         f_dist, f_idx = index.search(np.ascontiguousarray(q_search[start:start + chunk_size]), k)
-        if metric == "cosine":
-            f_dist = 1.0 - f_dist.astype(np.float64)
+        f_dist = METRIC_TABLE[metric].to_distance(f_dist)
         for s in range(0, len(f_idx), _RECHECK_ROWS):
             rows = np.arange(start + s, start + min(s + _RECHECK_ROWS, len(f_idx)))
             fallback.extend(_resolve_rows(rows, f_dist[s:s + len(rows)], f_idx[s:s + len(rows)], eps[rows],

@@ -22,6 +22,7 @@ the hardest positive are rejected by one comparison; the rest are binary-searche
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Optional, Tuple, Union
 
 import numpy as np
@@ -36,11 +37,23 @@ except ImportError:  # pragma: no cover - depends on the build
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
-__all__ = ["RankStats", "RankAccumulator", "evaluate_rank", "is_cython_available"]
+__all__ = ["GalleryGroups", "RankStats", "RankAccumulator", "compiled_ranker", "evaluate_rank",
+           "is_cython_available"]
 
 # Rows of the distance matrix handled at once by the vectorised path (bounds the
 # boolean candidate mask to chunk * G bytes).
 _DEFAULT_CHUNK = 1024
+
+
+def compiled_ranker() -> Optional[ModuleType]:
+    """The compiled kernels (``fastreid.evaluation.rank_cylib.rank_cy``), or None if they were not built.
+
+    Besides the ranker (``rank_positives``) the module holds the exact pair dot products of
+    :mod:`~fastreid.evaluation.exact_rank` (``pair_dots``) and the sparse Jaccard sum of
+    :mod:`~fastreid.evaluation.rerank` (``jaccard_min_sum``); each caller has a Python twin giving
+    the same numbers.
+    """
+    return _rank_cy
 
 
 def is_cython_available() -> bool:
@@ -82,8 +95,12 @@ class RankStats:
         return self.num_pos > 0
 
 
-class _GalleryGroups:
-    """Gallery indices grouped by identity, to list a query's same-identity items."""
+class GalleryGroups:
+    """Gallery indices grouped by identity, to list a query's same-identity items.
+
+    Args:
+        g_pids: (G,) int64 gallery identities.
+    """
 
     def __init__(self, g_pids: np.ndarray):
         self.order = np.argsort(g_pids, kind="stable")
@@ -91,7 +108,15 @@ class _GalleryGroups:
             g_pids[self.order], return_index=True, return_counts=True)
 
     def members(self, pids: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """Returns (len(pids), M) gallery indices (padded with 0) and their validity mask."""
+        """Gallery items of each identity in ``pids``.
+
+        Args:
+            pids: (n,) identities.
+
+        Returns:
+            (n, M) gallery indices (padded with 0; M is the largest group, at least 1) and the
+            (n, M) bool mask of the real entries.
+        """
         slot = np.searchsorted(self.pids, pids).clip(max=len(self.pids) - 1)
         found = self.pids[slot] == pids
         counts = np.where(found, self.counts[slot], 0)
@@ -102,7 +127,7 @@ class _GalleryGroups:
         return np.where(mask, self.order[pos], 0), mask
 
 
-def _rank_chunk_vectorised(dist: torch.Tensor, q_pids, q_camids, g_camids, groups: _GalleryGroups,
+def _rank_chunk_vectorised(dist: torch.Tensor, q_pids, q_camids, g_camids, groups: GalleryGroups,
                            ignore_camid: bool, out: RankStats, offset: int) -> None:
     num_q = dist.shape[0]
     memb, in_grp = groups.members(q_pids)
@@ -238,7 +263,7 @@ class RankAccumulator:
         self.use_cython = use_cython
         self.ignore_camid = ignore_camid
         self.stats = RankStats.empty(len(self.q_pids))
-        self._groups = None if use_cython else _GalleryGroups(self.g_pids)
+        self._groups = None if use_cython else GalleryGroups(self.g_pids)
         self._num_threads = max(1, torch.get_num_threads())
         self._cuhk_draws = None
         self._cuhk_first = None

@@ -27,7 +27,7 @@ import torch
 
 from .distance import distance_block, iter_distance_chunks, pair_distance, prepare_features
 from .neighbours import symmetric_topk
-from .rank import _rank_cy
+from .rank import compiled_ranker
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +164,8 @@ def _jaccard_min_sum(vq: sp.csr_matrix, vg_csc: sp.csc_matrix, num_threads: int)
     q_ptr, q_ind = vq.indptr.astype(np.int64), vq.indices.astype(np.int64)
     c_ptr, c_rows = vg_csc.indptr.astype(np.int64), vg_csc.indices.astype(np.int64)
     q_data, c_data = vq.data.astype(np.float32), vg_csc.data.astype(np.float32)
-    if _rank_cy is None:
+    kernels = compiled_ranker()
+    if kernels is None:
         for q in range(vq.shape[0]):
             for a in range(q_ptr[q], q_ptr[q + 1]):
                 k = q_ind[a]
@@ -176,8 +177,8 @@ def _jaccard_min_sum(vq: sp.csr_matrix, vg_csc: sp.csc_matrix, num_threads: int)
     def run(a: int, b: int) -> None:
         if b > a:
             ptr = q_ptr[a:b + 1]
-            _rank_cy.jaccard_min_sum(ptr - ptr[0], q_ind[ptr[0]:ptr[-1]], q_data[ptr[0]:ptr[-1]],
-                                     c_ptr, c_rows, c_data, out[a:b])
+            kernels.jaccard_min_sum(ptr - ptr[0], q_ind[ptr[0]:ptr[-1]], q_data[ptr[0]:ptr[-1]],
+                                    c_ptr, c_rows, c_data, out[a:b])
 
     with ThreadPoolExecutor(num_threads) as pool:
         list(pool.map(run, bounds[:-1], bounds[1:]))

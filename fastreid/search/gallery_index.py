@@ -4,15 +4,17 @@ Saved as a folder holding ``index.faiss`` (the faiss index), ``paths.json`` (the
 vector, in index order) and ``meta.json`` (index kind, metric, search parameters and whatever the caller
 adds, e.g. the model's config file and weights).
 
-Metrics follow ``TEST.METRIC``:
+Metrics follow ``TEST.METRIC`` and index kinds are those of the one faiss index factory,
+:mod:`fastreid.evaluation.faiss_index` (``METRIC_TABLE``, ``INDEX_KINDS``):
 
 * ``"cosine"`` (default): features are L2-normalised and searched by inner product; the score is the cosine
   similarity, higher is closer.
 * ``"euclidean"``: raw features searched by L2; the score is the squared Euclidean distance, lower is closer.
 
-Index kinds: ``"flat"`` is exact; ``"ivf"`` (inverted lists over a k-means coarse quantiser, ``nlist`` lists,
-``nprobe`` visited per query) and ``"hnsw"`` (graph with ``hnsw_m`` links per node, ``ef_search`` candidates
-per query) are approximate and meant for large galleries.
+``"flat"`` is exact; ``"ivf"`` (``nlist`` lists, ``nprobe`` visited per query) and ``"hnsw"`` (``hnsw_m`` links
+per node, ``ef_search`` candidates per query) are approximate and meant for large galleries.
+
+faiss is imported on first use, so this module imports without it.
 """
 import json
 import logging
@@ -20,17 +22,16 @@ import math
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import faiss
 import numpy as np
 
+from ..evaluation.faiss_index import INDEX_KINDS, METRIC_TABLE, build_faiss_index, import_faiss
 from ..utils.file_io import atomic_write
 
 __all__ = ["GalleryIndex", "INDEX_KINDS", "METRICS"]
 
 logger = logging.getLogger(__name__)
 
-INDEX_KINDS = ("flat", "ivf", "hnsw")
-METRICS = ("cosine", "euclidean")
+METRICS = tuple(METRIC_TABLE)
 _FILES = ("index.faiss", "paths.json", "meta.json")
 
 
@@ -49,12 +50,6 @@ def _default_nlist(num: int) -> int:
     return max(1, min(num, int(round(4 * math.sqrt(num)))))
 
 
-def _new_index(kind: str, dim: int, metric: str, nlist: int, hnsw_m: int) -> faiss.Index:
-    description = {"flat": "Flat", "ivf": f"IVF{nlist},Flat", "hnsw": f"HNSW{hnsw_m},Flat"}[kind]
-    faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
-    return faiss.index_factory(dim, description, faiss_metric)
-
-
 class GalleryIndex:
     """Gallery embeddings in a faiss index, with the image path of every vector.
 
@@ -66,7 +61,7 @@ class GalleryIndex:
         meta: ``kind``, ``metric``, ``dim``, search parameters and caller-supplied entries.
     """
 
-    def __init__(self, index: faiss.Index, paths: Sequence[str], meta: Dict[str, Any]) -> None:
+    def __init__(self, index: Any, paths: Sequence[str], meta: Dict[str, Any]) -> None:
         if index.ntotal != len(paths):
             raise ValueError(f"The index holds {index.ntotal} vectors but {len(paths)} paths were given")
         self.index = index
@@ -91,19 +86,15 @@ class GalleryIndex:
             ef_search: HNSW candidate list size per query.
             extra_meta: JSON-serialisable entries stored in ``meta.json``.
         """
-        if kind not in INDEX_KINDS:
-            raise ValueError(f"Unknown index kind {kind!r}; expected one of {INDEX_KINDS}")
-        if metric not in METRICS:
-            raise ValueError(f"Unknown metric {metric!r}; expected one of {METRICS}")
         feats = _as_matrix(feats)
         if len(feats) != len(paths):
             raise ValueError(f"{len(feats)} features but {len(paths)} paths")
         if len(feats) == 0:
             raise ValueError("Cannot index an empty gallery")
-        if metric == "cosine":
-            faiss.normalize_L2(feats)
         nlist = min(nlist or _default_nlist(len(feats)), len(feats))
-        index = _new_index(kind, feats.shape[1], metric, nlist, hnsw_m)
+        index = build_faiss_index(feats.shape[1], metric, kind, nlist=nlist, hnsw_m=hnsw_m)  # checks both
+        if METRIC_TABLE[metric].normalize:
+            import_faiss().normalize_L2(feats)
         if not index.is_trained:
             index.train(feats)
         index.add(feats)
@@ -115,14 +106,14 @@ class GalleryIndex:
     def _apply_search_params(self) -> None:
         kind = self.meta.get("kind")
         if kind == "ivf":
-            faiss.extract_index_ivf(self.index).nprobe = int(self.meta["nprobe"])
+            import_faiss().extract_index_ivf(self.index).nprobe = int(self.meta["nprobe"])
         elif kind == "hnsw":
             self.index.hnsw.efSearch = int(self.meta["ef_search"])
 
     @property
     def higher_is_closer(self) -> bool:
         """Whether larger scores mean closer (cosine similarity) or smaller (squared L2 distance)."""
-        return self.meta["metric"] == "cosine"
+        return METRIC_TABLE[self.meta["metric"]].higher_is_closer
 
     def __len__(self) -> int:
         return self.index.ntotal
@@ -141,8 +132,8 @@ class GalleryIndex:
         queries = _as_matrix(queries)
         if queries.shape[1] != self.meta["dim"]:
             raise ValueError(f"Query features have dimension {queries.shape[1]}, the index {self.meta['dim']}")
-        if self.meta["metric"] == "cosine":
-            faiss.normalize_L2(queries)
+        if METRIC_TABLE[self.meta["metric"]].normalize:
+            import_faiss().normalize_L2(queries)
         return self.index.search(queries, max(1, min(k, len(self))))
 
     def search_paths(self, queries: Any, k: int = 10) -> List[List[Tuple[str, float]]]:
@@ -157,7 +148,7 @@ class GalleryIndex:
         Each file is written atomically; :meth:`load` rejects an index and a path list of different lengths.
         """
         os.makedirs(folder, exist_ok=True)
-        index_bytes = faiss.serialize_index(self.index)
+        index_bytes = import_faiss().serialize_index(self.index)
         atomic_write(os.path.join(folder, "index.faiss"), lambda f: f.write(index_bytes.tobytes()))
         paths_text = json.dumps(self.paths, indent=0).encode()
         atomic_write(os.path.join(folder, "paths.json"), lambda f: f.write(paths_text))
@@ -175,7 +166,7 @@ class GalleryIndex:
         for name in _FILES:
             if not os.path.isfile(os.path.join(folder, name)):
                 raise FileNotFoundError(f"{os.path.join(folder, name)} is missing; build the index first")
-        index = faiss.read_index(os.path.join(folder, "index.faiss"))
+        index = import_faiss().read_index(os.path.join(folder, "index.faiss"))
         with open(os.path.join(folder, "paths.json")) as f:
             paths = json.load(f)
         with open(os.path.join(folder, "meta.json")) as f:

@@ -3,8 +3,8 @@ import torch
 from torch import nn
 
 from fastreid.config import get_cfg
-from fastreid.evaluation import (ReidEvaluator, compute_distance_matrix, evaluate_rank, inference_on_dataset,
-                                 print_csv_format, re_ranking)
+from fastreid.evaluation import (AQEOptions, DenseRanking, ReidEvaluator, RerankOptions, compute_distance_matrix,
+                                 evaluate_rank, inference_on_dataset, print_csv_format, re_ranking)
 
 
 def _data(seed=0, nq=12, ng=40, dim=8):
@@ -40,15 +40,15 @@ def test_results_match_evaluate_rank_and_from_config():
 
 def test_rerank_aqe_and_roc_options():
     feats, pids, camids = _data(1)
-    ev = ReidEvaluator(num_query=12, metric="cosine", rerank_enabled=True, rerank_k1=5, rerank_k2=2,
-                       roc_enabled=True, chunk_size=5)
+    ranking = DenseRanking(rerank=RerankOptions(enabled=True, k1=5, k2=2), roc_enabled=True)
+    ev = ReidEvaluator(num_query=12, metric="cosine", ranking=ranking, chunk_size=5)
     _feed(ev, feats, pids, camids)
     res = ev.evaluate()
     dist = re_ranking(feats[:12], feats[12:], "cosine", 5, 2, 0.3)
     _, ap, _ = evaluate_rank(dist, pids[:12], pids[12:], camids[:12], camids[12:])
     assert np.isclose(res["mAP"], ap.mean() * 100)
     assert {"TPR@FPR=1e-04", "TPR@FPR=1e-03", "TPR@FPR=1e-02"} <= set(res)
-    ev = ReidEvaluator(num_query=12, aqe_enabled=True, aqe_qe_k=3)
+    ev = ReidEvaluator(num_query=12, aqe=AQEOptions(enabled=True, qe_k=3))
     _feed(ev, feats, pids, camids)
     assert 0 <= ev.evaluate()["mAP"] <= 100
 

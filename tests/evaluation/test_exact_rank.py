@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from fastreid.evaluation import ReidEvaluator, compute_distance_matrix, evaluate_rank, evaluate_rank_exact
+from fastreid.evaluation import ExactRanking, ReidEvaluator, compute_distance_matrix, evaluate_rank, evaluate_rank_exact
 from fastreid.evaluation import exact_rank
 from reference import brute_force_rank
 from test_faiss_rank import _clustered, _signed_patterns
@@ -21,7 +21,7 @@ def _check(q, g, labels, metric, ignore_camid=False, max_rank=10):
 @pytest.mark.parametrize("compiled", [True, False])
 def test_matches_float64_brute_force_including_near_ties(metric, compiled, monkeypatch):
     if not compiled:
-        monkeypatch.setattr(exact_rank, "_rank_cy", None)
+        monkeypatch.setattr(exact_rank, "compiled_ranker", lambda: None)
     q, base, labels = _clustered(6, nq=20, ng=60, noise=0.4)
     g = torch.cat([base, base + 3e-7 * torch.randn_like(base)])  # copies below float32 precision
     labels["g_pids"] = np.concatenate([labels["g_pids"], 100 + np.arange(60)])
@@ -32,7 +32,7 @@ def test_matches_float64_brute_force_including_near_ties(metric, compiled, monke
 @pytest.mark.parametrize("compiled", [True, False])
 def test_exact_ties_follow_gallery_index(compiled, monkeypatch):
     if not compiled:
-        monkeypatch.setattr(exact_rank, "_rank_cy", None)
+        monkeypatch.setattr(exact_rank, "compiled_ranker", lambda: None)
     rng = np.random.default_rng(3)
     templates = _signed_patterns(rng, 4)
     g_pids, q_pids = rng.integers(0, 4, 90), rng.integers(0, 4, 15)
@@ -53,7 +53,7 @@ def test_matches_float64_on_larger_random_input():
 
 def test_reid_evaluator_exact_ranking():
     q, g, labels = _clustered(8, nq=12, ng=80)
-    ev = ReidEvaluator(num_query=12, exact_ranking=True)
+    ev = ReidEvaluator(num_query=12, ranking=ExactRanking())
     pids = torch.from_numpy(np.concatenate([labels["q_pids"], labels["g_pids"]]))
     camids = torch.from_numpy(np.concatenate([labels["q_camids"], labels["g_camids"]]))
     ev.process({"targets": pids, "camids": camids}, torch.cat([q, g]))

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from fastreid.config import get_cfg
-from fastreid.evaluation import ReidEvaluator, compute_distance_matrix, evaluate_rank, is_faiss_available
+from fastreid.evaluation import (DenseRanking, FaissOptions, FaissRanking, ReidEvaluator, compute_distance_matrix,
+                                 evaluate_rank, is_faiss_available)
 from fastreid.evaluation.faiss_rank import evaluate_rank_faiss
 from reference import brute_force_rank
 
@@ -90,7 +91,8 @@ def test_reid_evaluator_faiss_matches_float64_ranking_and_config():
     cfg.TEST.FAISS.ENABLED = True
     cfg.TEST.FAISS.TOPK = 25
     ev = ReidEvaluator(cfg, num_query=20)
-    assert ev.faiss == dict(enabled=True, topk=25, use_gpu=True)
+    assert isinstance(ev.ranking, FaissRanking)
+    assert ev.ranking.options == FaissOptions(enabled=True, topk=25, use_gpu=True)
     feats = torch.cat([q, g])
     pids = torch.from_numpy(np.concatenate([labels["q_pids"], labels["g_pids"]]))
     camids = torch.from_numpy(np.concatenate([labels["q_camids"], labels["g_camids"]]))
@@ -117,8 +119,12 @@ def test_faiss_is_ignored_when_every_distance_is_needed():
     camids = torch.from_numpy(np.concatenate([labels["q_camids"], labels["g_camids"]]))
     results = []
     for faiss_enabled in (False, True):
-        ev = ReidEvaluator(num_query=10, rerank_enabled=True, rerank_k1=5, rerank_k2=2, roc_enabled=True,
-                           faiss_enabled=faiss_enabled, faiss_topk=5)
+        cfg = get_cfg()
+        cfg.TEST.RERANK.ENABLED, cfg.TEST.RERANK.K1, cfg.TEST.RERANK.K2 = True, 5, 2
+        cfg.TEST.ROC_ENABLED = True
+        cfg.TEST.FAISS.ENABLED, cfg.TEST.FAISS.TOPK = faiss_enabled, 5
+        ev = ReidEvaluator(cfg, num_query=10)
+        assert isinstance(ev.ranking, DenseRanking)
         ev.process({"targets": pids, "camids": camids}, feats)
         results.append(ev.evaluate())
     assert results[0] == results[1] and "TPR@FPR=1e-04" in results[1]

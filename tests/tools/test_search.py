@@ -3,6 +3,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -71,6 +72,27 @@ def test_index_errors(tmp_path):
         GalleryIndex.load(str(tmp_path))
 
 
+_WITHOUT_FAISS = """
+import sys
+import fastreid.evaluation, fastreid.search
+assert "faiss" not in sys.modules, "a module imports faiss at import time"
+sys.modules["faiss"] = None  # from here on, faiss is absent
+from fastreid.evaluation import is_faiss_available
+from fastreid.search import GalleryIndex
+assert not is_faiss_available()
+try:
+    GalleryIndex.build([[1.0, 0.0]], ["a.jpg"])
+except ImportError as e:
+    assert "pip install faiss-cpu" in str(e), e
+else:
+    raise AssertionError("GalleryIndex.build worked without faiss")
+"""
+
+
+def test_search_imports_without_faiss():
+    subprocess.run([sys.executable, "-c", _WITHOUT_FAISS], check=True, timeout=120)
+
+
 def _run_search_tool(cfg, setup_files, tmp_path, topk=4, extra=()):
     """Indexes the synthetic test gallery, queries with three gallery images; returns (gallery, queries, out)."""
     config_file, weights = setup_files
@@ -122,6 +144,7 @@ def _render(page, profile):
     return dict(re.findall(r'data-images-(\w+)="([^"]*)"', body)), dom
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
 def test_report_renders_in_headless_chromium(cfg, setup_files, tmp_path):
     _, queries, out = _run_search_tool(cfg, setup_files, tmp_path, topk=3)
