@@ -14,7 +14,7 @@ This module sits above ``data``, ``modeling`` and ``evaluation`` (it uses all th
 """
 import argparse
 import logging
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -22,12 +22,13 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from fastreid.config import CfgNode, get_cfg
+from fastreid.config import CfgNode, add_config_arguments, load_config
 from fastreid.data import read_image
 from fastreid.data.transforms import build_transforms
-from fastreid.evaluation import DatasetEvaluator
+# FeatureCollector is re-exported: the evaluation package owns it.
+from fastreid.evaluation import FeatureCollector, forward_features, inference_context
 from fastreid.modeling import build_model
-from fastreid.utils.checkpoint import Checkpointer
+from fastreid.utils.checkpoint import load_inference_weights
 
 __all__ = [
     "FeatureCollector",
@@ -47,12 +48,10 @@ def load_inference_config(config_file: str = "", weights: str = "", opts: Sequen
     """Default config, then ``config_file``, then ``opts``, set up for inference; frozen.
 
     Pretrained backbone weights are never fetched (``MODEL.BACKBONE.PRETRAIN False``): the trained
-    weights replace them anyway. ``weights``, when given, becomes ``MODEL.WEIGHTS``.
+    weights replace them anyway. ``weights``, when given, becomes ``MODEL.WEIGHTS``. Built on
+    :func:`fastreid.config.load_config`.
     """
-    cfg = get_cfg()
-    if config_file:
-        cfg.merge_from_file(config_file)
-    cfg.merge_from_list(list(opts))
+    cfg = load_config(config_file, opts, freeze=False)
     cfg.MODEL.BACKBONE.PRETRAIN = False
     if weights:
         cfg.MODEL.WEIGHTS = weights
@@ -65,25 +64,22 @@ def inference_argument_parser(description: str) -> argparse.ArgumentParser:
 
     Overrides may be given as positional arguments anywhere (``--config-file CFG MODEL.WEIGHTS m.pth --num-vis
     5``; parse with ``parse_intermixed_args``) or after fast-reid's ``--opts``: pass
-    ``args.opts + args.more_opts`` to :func:`load_inference_config`.
+    :func:`fastreid.config.config_overrides` ``(args)`` to :func:`load_inference_config`.
     """
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-file", default="", metavar="FILE", help="path to the model's config file")
-    parser.add_argument("opts", nargs="*", default=[],
-                        help="config overrides as KEY VALUE pairs, e.g. MODEL.WEIGHTS m.pth")
-    parser.add_argument("--opts", dest="more_opts", nargs="+", default=[], metavar="KEY VALUE",
-                        help="more config overrides (fast-reid's spelling)")
-    return parser
+    return add_config_arguments(parser, intermixed=True)
 
 
 def load_model(cfg: CfgNode) -> nn.Module:
     """The model of ``cfg`` on MODEL.DEVICE with MODEL.WEIGHTS loaded, in eval mode.
 
-    An empty MODEL.WEIGHTS leaves the weights randomly initialised (with a warning).
+    A training-only classifier in the checkpoint that does not fit the model (an inference config leaves
+    MODEL.HEADS.NUM_CLASSES at 0) is left out silently. An empty MODEL.WEIGHTS leaves the weights randomly
+    initialised (with a warning).
     """
     model = build_model(cfg)
     if cfg.MODEL.WEIGHTS:
-        Checkpointer(model, save_to_disk=False, save_rng=False).load(cfg.MODEL.WEIGHTS)
+        load_inference_weights(model, cfg.MODEL.WEIGHTS)
     else:
         logger.warning("MODEL.WEIGHTS is empty: the model keeps its randomly initialised weights")
     return model.eval()
@@ -166,11 +162,7 @@ class FeatureExtractor:
         Returns:
             (B, D) float32 features, flip-averaged and normalised as configured.
         """
-        batch = batch.to(self.device)
-        feats = self.model(batch)
-        if self.flip:
-            feats = (feats + self.model(batch.flip(dims=[3]))) / 2
-        feats = feats.float()
+        feats = forward_features(self.model, batch.to(self.device), flip=self.flip).float()
         return F.normalize(feats, dim=1) if self.normalize else feats
 
     def __call__(self, images: Images) -> torch.Tensor:
@@ -184,39 +176,9 @@ class FeatureExtractor:
         Returns:
             (N, D) float32 features on the CPU, in input order.
         """
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with inference_context(self.model):
             feats = [self.forward_batch(b).cpu() for b in self._batches(images)]
-        finally:
-            self.model.train(was_training)
         if not feats:
             raise ValueError("No images given")
         return torch.cat(feats)
-
-
-class FeatureCollector(DatasetEvaluator):
-    """An evaluator that keeps what :func:`fastreid.evaluation.inference_on_dataset` feeds it.
-
-    After inference, ``evaluate()`` returns ``{"feats": (N, D) float32 CPU tensor, "pids": (N,) long,
-    "camids": (N,) long, "img_paths": list of N str}`` in loader order (single process).
-    """
-
-    def reset(self) -> None:
-        self._parts: List[Dict[str, Any]] = []
-
-    def process(self, inputs: Mapping[str, Any], outputs: torch.Tensor) -> None:
-        self._parts.append({
-            "feats": outputs.detach().float().cpu(),
-            "pids": torch.as_tensor(inputs["targets"]).long().cpu(),
-            "camids": torch.as_tensor(inputs["camids"]).long().cpu(),
-            "img_paths": list(inputs.get("img_paths", [""] * len(outputs))),
-        })
-
-    def evaluate(self) -> Dict[str, Any]:
-        if not self._parts:
-            raise RuntimeError("FeatureCollector.evaluate() called before any process()")
-        out: Dict[str, Any] = {k: torch.cat([p[k] for p in self._parts]) for k in ("feats", "pids", "camids")}
-        out["img_paths"] = [path for p in self._parts for path in p["img_paths"]]
-        return out
 

@@ -3,7 +3,7 @@ import logging
 import time
 from collections import OrderedDict
 from contextlib import contextmanager
-from typing import Any, Dict, Iterable, Mapping
+from typing import Any, Dict, Iterable, Mapping, Union
 
 import torch
 from tabulate import tabulate
@@ -13,7 +13,10 @@ from fastreid.utils import comm
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DatasetEvaluator", "inference_on_dataset", "inference_context", "print_csv_format"]
+__all__ = ["DatasetEvaluator", "forward_features", "inference_on_dataset", "inference_context", "print_csv_format"]
+
+# What a meta-architecture takes in eval mode: {"images": B×3×H×W, ...labels} or the bare image tensor.
+Batch = Union[Mapping[str, Any], torch.Tensor]
 
 
 class DatasetEvaluator:
@@ -45,10 +48,33 @@ def inference_context(model: torch.nn.Module):
         model.train(training)
 
 
-def _flip_average(model: torch.nn.Module, inputs: Dict[str, Any], feats: torch.Tensor) -> torch.Tensor:
+def _mirrored(inputs: Batch) -> Batch:
+    """``inputs`` with the images flipped left-right (a shallow copy of a dict; its other entries are shared)."""
+    if isinstance(inputs, torch.Tensor):
+        return inputs.flip(dims=[3])
     flipped = dict(inputs)
     flipped["images"] = inputs["images"].flip(dims=[3])
-    return (feats + model(flipped)) / 2
+    return flipped
+
+
+def forward_features(model: torch.nn.Module, inputs: Batch, flip: bool = False) -> torch.Tensor:
+    """The features of one batch, as evaluation and :class:`fastreid.predictor.FeatureExtractor` compute them.
+
+    The caller sets eval mode and ``torch.no_grad`` (see :func:`inference_context`).
+
+    Args:
+        model: maps ``inputs`` to (B, D) features in eval mode.
+        inputs: ``{"images": (B, 3, H, W) float 0-255, ...}`` as the test loader yields it, or the bare
+            (B, 3, H, W) image tensor.
+        flip: average the features of each image and its horizontal mirror.
+
+    Returns:
+        (B, D) features: ``model(inputs)``, or ``(model(inputs) + model(mirrored inputs)) / 2`` with ``flip``.
+    """
+    feats = model(inputs)
+    if flip:
+        feats = (feats + model(_mirrored(inputs))) / 2
+    return feats
 
 
 def inference_on_dataset(model: torch.nn.Module, data_loader: Iterable[Dict[str, Any]],
@@ -74,9 +100,7 @@ def inference_on_dataset(model: torch.nn.Module, data_loader: Iterable[Dict[str,
     with inference_context(model), torch.no_grad():
         for inputs in tqdm(data_loader, total=total, disable=not comm.is_main_process(),
                            desc="Inference", leave=False):
-            outputs = model(inputs)
-            if flip_test:
-                outputs = _flip_average(model, inputs, outputs)
+            outputs = forward_features(model, inputs, flip=flip_test)
             evaluator.process(inputs, outputs)
             num_images += len(outputs)
     elapsed = time.perf_counter() - start

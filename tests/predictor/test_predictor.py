@@ -4,6 +4,7 @@ import torch
 from PIL import Image
 
 from fastreid.data import build_reid_test_loader, read_image
+from fastreid.evaluation import FeatureCollector as EvaluationFeatureCollector
 from fastreid.evaluation import inference_on_dataset
 from fastreid.predictor import FeatureCollector, FeatureExtractor
 
@@ -85,3 +86,12 @@ def test_cuda_matches_cpu(cfg, model):
     gpu = FeatureExtractor.from_config(cfg, model=model.cuda())([image])
     assert gpu.device.type == "cpu"
     torch.testing.assert_close(gpu, cpu, atol=1e-4, rtol=0)
+
+
+def test_feature_collector_is_the_evaluators(cfg, model):
+    assert FeatureCollector is EvaluationFeatureCollector
+    loader, num_query = build_reid_test_loader(cfg, dataset_name="SyntheticPerson")
+    data = inference_on_dataset(model, loader, FeatureCollector())
+    dataset = loader.dataset
+    assert data["img_paths"] == [item[0] for item in dataset.img_items]
+    assert data["pids"].tolist() == list(dataset.pids) and len(data["feats"]) == len(dataset) > num_query
