@@ -13,6 +13,8 @@ import torch
 from .config import CfgNode as CN
 
 _C = CN()
+# The default tree under a public name; fastreid.config.get_cfg() hands out copies of it.
+DEFAULT_CONFIG = _C
 
 # Schema version of this tree (fastreid). Bumped when a key is renamed; see fastreid.config.compat.
 _C.VERSION = 1
@@ -46,7 +48,7 @@ _C.MODEL.BACKBONE.DEPTH = "50x"
 _C.MODEL.BACKBONE.LAST_STRIDE = 1
 # Backbone feature dimension (channels of the last stage).
 _C.MODEL.BACKBONE.FEAT_DIM = 2048
-# Normalization of the convolution layers: BN, syncBN, GhostBN, FrozenBN, GN.
+# Normalization of the convolution layers, by name in NORM_REGISTRY: BN, syncBN, GhostBN, FrozenBN, GN.
 _C.MODEL.BACKBONE.NORM = "BN"
 # Use IBN-a blocks.
 _C.MODEL.BACKBONE.WITH_IBN = False
@@ -75,7 +77,7 @@ _C.MODEL.BACKBONE.ATT_DROP_RATE = 0.0
 _C.MODEL.HEADS = CN()
 # Name of the head in REID_HEADS_REGISTRY.
 _C.MODEL.HEADS.NAME = "EmbeddingHead"
-# Normalization of the head's layers.
+# Normalization of the head's layers, by name in NORM_REGISTRY.
 _C.MODEL.HEADS.NORM = "BN"
 # Number of identities; 0 = taken from the training set.
 _C.MODEL.HEADS.NUM_CLASSES = 0
@@ -157,6 +159,14 @@ _C.INPUT = CN()
 # Image size (height, width) in training and test.
 _C.INPUT.SIZE_TRAIN = [256, 128]
 _C.INPUT.SIZE_TEST = [256, 128]
+
+# Steps of the train / test image pipeline, in order: names in TRANSFORM_REGISTRY (fastreid). A built-in step
+# is skipped when its INPUT keys disable it; list a registered step of your own to add it.
+_C.INPUT.TRAIN_TRANSFORMS = [
+    "auto_augment", "resize", "crop", "pad_crop", "flip", "color_jitter", "affine", "augmix", "to_tensor",
+    "random_erasing", "random_patch",
+]
+_C.INPUT.TEST_TRANSFORMS = ["resize", "crop", "to_tensor"]
 
 # Random horizontal flip.
 _C.INPUT.DO_FLIP = True
@@ -304,7 +314,7 @@ _C.SOLVER.WEIGHT_DECAY_BIAS = 0.0
 # Weight decay of normalization layers (fastreid; from fast-reid's later schema).
 _C.SOLVER.WEIGHT_DECAY_NORM = 0.0005
 
-# Learning-rate schedule: MultiStepLR or CosineAnnealingLR.
+# Learning-rate schedule, by name in LR_SCHEDULER_REGISTRY: MultiStepLR or CosineAnnealingLR.
 _C.SOLVER.SCHED = "MultiStepLR"
 
 # Epochs at constant learning rate before the schedule starts.
@@ -371,6 +381,12 @@ _C.TEST.METRIC = "cosine"
 _C.TEST.ROC_ENABLED = False
 # Average the features of each image and its mirror.
 _C.TEST.FLIP_ENABLED = False
+# (fastreid) Rank on float64 distances (float32 screen with exact re-checks; bool): numbers that do not
+# depend on the distance chunking, identical to the faiss path. Ignored with RERANK or ROC_ENABLED.
+_C.TEST.EXACT_RANKING = False
+# (fastreid) Ranking strategy by registered name (RANKING_REGISTRY: "DenseRanking", "ExactRanking",
+# "FaissRanking" or a project's); "" chooses from FAISS.ENABLED, EXACT_RANKING, RERANK and ROC_ENABLED.
+_C.TEST.RANKING = ""
 
 # Average query expansion.
 _C.TEST.AQE = CN()

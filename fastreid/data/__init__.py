@@ -2,5 +2,6 @@
 from . import datasets, samplers, transforms
 from .build import build_reid_test_loader, build_reid_train_loader, build_test_set, build_train_set
 from .common import CommDataset
-from .data_utils import BadImageError, DevicePrefetcher, read_image
+from .data_utils import BadImageError, read_image
 from .datasets import DATASET_REGISTRY
+from .transforms import TRANSFORM_REGISTRY

@@ -1,12 +1,13 @@
 """Small reusable blocks: norms, pooling, margin classifiers, attention."""
 from .any_softmax import CLASSIFIER_REGISTRY, ArcSoftmax, CircleSoftmax, CosSoftmax, Linear, build_classifier
 from .attention import NonLocal, SELayer, SplAtConv2d
-from .batch_norm import IBN, NORM_NAMES, GhostBatchNorm, get_norm
+from .batch_norm import IBN, NORM_NAMES, NORM_REGISTRY, GhostBatchNorm, get_norm
 from .drop_path import DropPath, drop_path
 from .pooling import POOLING_REGISTRY, build_pooling
 
 __all__ = [
     "CLASSIFIER_REGISTRY",
+    "NORM_REGISTRY",
     "POOLING_REGISTRY",
     "NORM_NAMES",
     "ArcSoftmax",

@@ -1,6 +1,7 @@
-"""Normalization layers and ``get_norm``, the one place that turns a norm name into a module."""
+"""Normalization layers, their registry ``NORM_REGISTRY`` and ``get_norm``, the one place that turns a norm name
+into a module."""
 import logging
-from typing import Callable, Dict, List
+from typing import List
 
 import torch
 import torch.nn.functional as F
@@ -8,8 +9,9 @@ from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
 from fastreid.utils.logger import log_first_n
+from fastreid.utils.registry import Registry
 
-__all__ = ["GhostBatchNorm", "IBN", "get_norm", "NORM_NAMES"]
+__all__ = ["GhostBatchNorm", "IBN", "NORM_NAMES", "NORM_REGISTRY", "get_norm"]
 
 
 class GhostBatchNorm(nn.BatchNorm2d):
@@ -36,11 +38,25 @@ class GhostBatchNorm(nn.BatchNorm2d):
         )
 
 
-def _group_norm(channels: int) -> nn.Module:
-    return nn.GroupNorm(32, channels)
+NORM_REGISTRY = Registry("NORM")
+NORM_REGISTRY.__doc__ = """2-d normalization layers by the name configs use (MODEL.BACKBONE.NORM, MODEL.HEADS.NORM).
+
+An entry is ``builder(channels) -> nn.Module`` normalising B×C×H×W inputs with C = ``channels``: a builder
+function or an ``nn.Module`` class taking the channel count. :func:`get_norm` builds them.
+"""
+
+# Built-in builders are named as configs spell them (the registry key is the function name).
 
 
-def _sync_batch_norm(channels: int) -> nn.Module:
+@NORM_REGISTRY.register()
+def BN(channels: int) -> nn.Module:
+    """``nn.BatchNorm2d``."""
+    return nn.BatchNorm2d(channels)
+
+
+@NORM_REGISTRY.register()
+def SyncBN(channels: int) -> nn.Module:
+    """``nn.SyncBatchNorm`` with CUDA; per-process ``nn.BatchNorm2d`` (with a warning) without."""
     # torch synchronises batch statistics only between CUDA devices; CPU processes each normalise their own.
     if not torch.cuda.is_available():
         log_first_n(logging.WARNING, "SyncBN needs CUDA devices; using per-process BatchNorm on CPU", n=1)
@@ -48,31 +64,50 @@ def _sync_batch_norm(channels: int) -> nn.Module:
     return nn.SyncBatchNorm(channels)
 
 
-_NORMS: Dict[str, Callable[[int], nn.Module]] = {
-    "BN": nn.BatchNorm2d,
-    "syncBN": _sync_batch_norm,
-    "SyncBN": _sync_batch_norm,
-    "GhostBN": GhostBatchNorm,
-    "FrozenBN": FrozenBatchNorm2d,
-    "GN": _group_norm,
-}
-NORM_NAMES: List[str] = sorted(_NORMS)
+NORM_REGISTRY.register_alias("syncBN", "SyncBN")
+
+
+@NORM_REGISTRY.register()
+def GhostBN(channels: int) -> nn.Module:
+    """:class:`GhostBatchNorm` with its default 4 splits."""
+    return GhostBatchNorm(channels)
+
+
+@NORM_REGISTRY.register()
+def FrozenBN(channels: int) -> nn.Module:
+    """torchvision's ``FrozenBatchNorm2d`` (fixed statistics and affine parameters)."""
+    return FrozenBatchNorm2d(channels)
+
+
+@NORM_REGISTRY.register()
+def GN(channels: int) -> nn.Module:
+    """``nn.GroupNorm`` with 32 groups."""
+    return nn.GroupNorm(32, channels)
+
+
+# The built-in names; NORM_REGISTRY.names() also lists those registered later.
+NORM_NAMES: List[str] = sorted(NORM_REGISTRY.names())
 
 
 def get_norm(norm: str, out_channels: int, bias_freeze: bool = False) -> nn.Module:
     """Build a 2-d normalization layer by name.
 
     Args:
-        norm: one of ``NORM_NAMES``: "BN", "syncBN"/"SyncBN", "GhostBN", "FrozenBN", "GN" (32 groups).
+        norm: a name in :data:`NORM_REGISTRY`: built in are "BN", "syncBN"/"SyncBN", "GhostBN", "FrozenBN"
+            and "GN" (32 groups).
         out_channels: number of channels C of the B×C×H×W input.
         bias_freeze: zero the bias and exclude it from training (the BNNeck of reid heads).
 
     Returns:
         nn.Module: the layer, weight initialised to 1 and bias to 0.
+
+    Raises:
+        KeyError: for an unregistered name, listing the registered ones.
+        TypeError: when the registered builder does not return an ``nn.Module``.
     """
-    if norm not in _NORMS:
-        raise KeyError(f"Unknown norm '{norm}'; expected one of {NORM_NAMES}")
-    layer = _NORMS[norm](out_channels)
+    layer = NORM_REGISTRY.get(norm)(out_channels)
+    if not isinstance(layer, nn.Module):
+        raise TypeError(f"NORM_REGISTRY entry '{norm}' built a {type(layer).__name__}, not an nn.Module")
     if bias_freeze:
         bias = getattr(layer, "bias", None)
         if bias is None:

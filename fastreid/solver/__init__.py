@@ -1,5 +1,6 @@
 """Optimizers, learning-rate schedules and gradient clipping, built from ``SOLVER.*``."""
 from .build import (
+    LR_SCHEDULER_REGISTRY,
     OPTIMIZER_REGISTRY,
     build_grad_clipper,
     build_lr_scheduler,
@@ -9,6 +10,7 @@ from .build import (
 from .lr_scheduler import EpochWarmupMultiplier, LRMultiplier
 
 __all__ = [
+    "LR_SCHEDULER_REGISTRY",
     "OPTIMIZER_REGISTRY",
     "EpochWarmupMultiplier",
     "LRMultiplier",

@@ -5,6 +5,7 @@ import logging
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import torch
+from fvcore.common.param_scheduler import CosineParamScheduler, ParamScheduler
 from torch import nn
 
 from fastreid.config import CfgNode
@@ -13,13 +14,14 @@ from fastreid.utils.registry import Registry
 from .lr_scheduler import (
     EpochWarmupMultiplier,
     LRMultiplier,
-    build_main_param_scheduler,
     build_warmup_param_scheduler,
     main_schedule_start_epoch,
+    multi_step_param_scheduler,
     warmup_epochs,
 )
 
 __all__ = [
+    "LR_SCHEDULER_REGISTRY",
     "OPTIMIZER_REGISTRY",
     "build_grad_clipper",
     "build_lr_scheduler",
@@ -33,6 +35,16 @@ OPTIMIZER_REGISTRY = Registry("OPTIMIZER")
 OPTIMIZER_REGISTRY.__doc__ = """
 Optimizer classes added by projects, looked up by SOLVER.OPT before ``torch.optim``. A registered class is
 constructed like a ``torch.optim.Optimizer``: ``cls(param_groups, lr=..., weight_decay=..., ...)``.
+"""
+
+LR_SCHEDULER_REGISTRY = Registry("LR_SCHEDULER")
+LR_SCHEDULER_REGISTRY.__doc__ = """
+Main learning-rate schedules by name (SOLVER.SCHED), as builder functions ``builder(cfg, num_epochs) ->
+(scheduler, span)``. ``scheduler`` is an fvcore ``ParamScheduler`` giving the multiplier of each group's base
+learning rate as a function of the progress ``where`` in [0, 1]; at ``k`` epochs into the main schedule the
+multiplier is ``scheduler(min(k, span) / span)``. ``num_epochs`` (>= 1) is the length of the main schedule:
+SOLVER.MAX_EPOCH minus the warmup and delay epochs. Warmup and delay are applied around it by
+:func:`build_lr_scheduler`.
 """
 
 _NORM_TYPES = (
@@ -161,10 +173,11 @@ def build_lr_scheduler(
       ``f ** (1 - i / W)``), and is 1 afterwards;
     - ``k = max(0, e - S)`` epochs into the main schedule, ``S = max(DELAY_EPOCHS, epoch of the last warmup
       iteration)`` (fast-reid steps its main schedule only after warmup and the delay epochs);
-    - ``main(k)`` is ``GAMMA ** (number of SOLVER.STEPS <= k)`` for MultiStepLR, and for CosineAnnealingLR
-      ``r + (1 - r) * (1 + cos(pi * k / T)) / 2`` with ``r = ETA_MIN_LR / BASE_LR`` and
-      ``T = MAX_EPOCH - max(DELAY_EPOCHS, ceil(WARMUP_ITERS / iters_per_epoch))`` as in fast-reid.
-      Groups whose lr is scaled by a factor (biases, heads) end at ETA_MIN_LR times that factor.
+    - ``main(k)`` is the schedule SOLVER.SCHED names in :data:`LR_SCHEDULER_REGISTRY`, built over
+      ``T = MAX_EPOCH - max(DELAY_EPOCHS, ceil(WARMUP_ITERS / iters_per_epoch))`` epochs as in fast-reid.
+      Built in: MultiStepLR, ``GAMMA ** (number of SOLVER.STEPS <= k)``; CosineAnnealingLR,
+      ``r + (1 - r) * (1 + cos(pi * k / T)) / 2`` with ``r = ETA_MIN_LR / BASE_LR``. Groups whose lr is
+      scaled by a factor (biases, heads) end at ETA_MIN_LR times that factor.
 
     Args:
         cfg: the config.
@@ -174,14 +187,16 @@ def build_lr_scheduler(
     Returns:
         LRMultiplier: a torch scheduler; call ``.step()`` after every ``optimizer.step()``; resumable with
         ``state_dict()`` / ``load_state_dict()``.
+
+    Raises:
+        ValueError: for a SOLVER.SCHED not in LR_SCHEDULER_REGISTRY (naming the registered ones) or an
+            unknown SOLVER.WARMUP_METHOD.
+        TypeError: when the registered schedule does not return ``(ParamScheduler, span >= 1)``.
     """
     solver = cfg.SOLVER
     warmup_iters = int(solver.WARMUP_ITERS)
     main_epochs = solver.MAX_EPOCH - max(warmup_epochs(warmup_iters, iters_per_epoch), solver.DELAY_EPOCHS)
-    eta_min_ratio = solver.ETA_MIN_LR / solver.BASE_LR if solver.BASE_LR > 0 else 0.0
-    main, span = build_main_param_scheduler(
-        solver.SCHED, main_epochs, steps=solver.STEPS, gamma=solver.GAMMA, eta_min_ratio=eta_min_ratio
-    )
+    main, span = _build_main_schedule(cfg, max(int(main_epochs), 1))
     warmup = build_warmup_param_scheduler(solver.WARMUP_METHOD, solver.WARMUP_FACTOR) if warmup_iters > 0 else None
     multiplier = EpochWarmupMultiplier(
         main,
@@ -192,6 +207,37 @@ def build_lr_scheduler(
         warmup_iters=warmup_iters,
     )
     return LRMultiplier(optimizer, multiplier)
+
+
+@LR_SCHEDULER_REGISTRY.register()
+def MultiStepLR(cfg: CfgNode, num_epochs: int) -> Tuple[ParamScheduler, int]:
+    """Multiply by SOLVER.GAMMA at each epoch of SOLVER.STEPS (counted from the start of the main schedule)."""
+    return multi_step_param_scheduler(num_epochs, cfg.SOLVER.STEPS, cfg.SOLVER.GAMMA)
+
+
+@LR_SCHEDULER_REGISTRY.register()
+def CosineAnnealingLR(cfg: CfgNode, num_epochs: int) -> Tuple[ParamScheduler, int]:
+    """Half a cosine from 1 down to SOLVER.ETA_MIN_LR / SOLVER.BASE_LR over ``num_epochs``."""
+    solver = cfg.SOLVER
+    eta_min_ratio = solver.ETA_MIN_LR / solver.BASE_LR if solver.BASE_LR > 0 else 0.0
+    return CosineParamScheduler(1.0, eta_min_ratio), num_epochs
+
+
+def _build_main_schedule(cfg: CfgNode, num_epochs: int) -> Tuple[ParamScheduler, int]:
+    name = cfg.SOLVER.SCHED
+    try:
+        builder = LR_SCHEDULER_REGISTRY.get(name)
+    except KeyError as e:
+        raise ValueError(f"Unknown SOLVER.SCHED '{name}'. {e.args[0]}") from None
+    built = builder(cfg, num_epochs)
+    if not (
+        isinstance(built, tuple) and len(built) == 2 and isinstance(built[0], ParamScheduler)
+        and isinstance(built[1], int) and built[1] >= 1
+    ):
+        raise TypeError(
+            f"LR_SCHEDULER_REGISTRY entry '{name}' must return (ParamScheduler, span >= 1), got {built!r}"
+        )
+    return built
 
 
 def _clip_per_parameter_norm(params: Iterable[torch.Tensor], max_norm: float, norm_type: float) -> None:

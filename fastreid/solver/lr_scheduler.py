@@ -5,12 +5,11 @@ written here as one multiplier of the iteration, so a single torch scheduler ste
 reproduces them and resumes from nothing more than its iteration count.
 """
 import math
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from fvcore.common.param_scheduler import (
     ConstantParamScheduler,
-    CosineParamScheduler,
     ExponentialParamScheduler,
     LinearParamScheduler,
     MultiStepParamScheduler,
@@ -20,9 +19,9 @@ from fvcore.common.param_scheduler import (
 __all__ = [
     "EpochWarmupMultiplier",
     "LRMultiplier",
-    "build_main_param_scheduler",
     "build_warmup_param_scheduler",
     "main_schedule_start_epoch",
+    "multi_step_param_scheduler",
     "warmup_epochs",
 ]
 
@@ -46,39 +45,24 @@ def build_warmup_param_scheduler(method: str, factor: float) -> ParamScheduler:
     raise ValueError(f"Unknown SOLVER.WARMUP_METHOD '{method}'; use 'linear', 'constant' or 'exp'.")
 
 
-def build_main_param_scheduler(
-    name: str,
-    num_epochs: int,
-    *,
-    steps: Sequence[int] = (),
-    gamma: float = 0.1,
-    eta_min_ratio: float = 0.0,
-) -> "tuple[ParamScheduler, int]":
-    """Returns the main multiplier and the number of epochs its ``where`` in [0, 1] spans.
+def multi_step_param_scheduler(
+    num_epochs: int, steps: Sequence[int], gamma: float
+) -> Tuple[MultiStepParamScheduler, int]:
+    """The multi-step multiplier: 1, multiplied by ``gamma`` at each epoch in ``steps``.
 
     Args:
-        name: "MultiStepLR" (multiply by ``gamma`` at each epoch in ``steps``) or "CosineAnnealingLR"
-            (half a cosine from 1 down to ``eta_min_ratio`` over ``num_epochs``).
         num_epochs: length of the main schedule in epochs (>= 1).
-        steps: milestone epochs of MultiStepLR, counted from the start of the main schedule.
-        gamma: decay factor of MultiStepLR.
-        eta_min_ratio: final learning rate of the cosine as a fraction of the base learning rate.
+        steps: milestone epochs, counted from the start of the main schedule; those <= 0 are ignored.
+        gamma: decay factor.
 
     Returns:
         (scheduler, span): evaluate ``scheduler(min(k, span) / span)`` at ``k`` epochs into the main schedule.
     """
-    num_epochs = max(int(num_epochs), 1)
-    if name == "MultiStepLR":
-        steps = sorted(int(s) for s in steps if int(s) > 0)
-        if not steps:
-            return ConstantParamScheduler(1.0), num_epochs
-        # Milestones past the end simply never fire, as with torch's MultiStepLR.
-        span = max(num_epochs, steps[-1] + 1, len(steps) + 1)
-        values = [gamma**i for i in range(len(steps) + 1)]
-        return MultiStepParamScheduler(values, num_updates=span, milestones=steps), span
-    if name == "CosineAnnealingLR":
-        return CosineParamScheduler(1.0, eta_min_ratio), num_epochs
-    raise ValueError(f"Unknown SOLVER.SCHED '{name}'; use 'MultiStepLR' or 'CosineAnnealingLR'.")
+    steps = sorted(int(s) for s in steps if int(s) > 0)
+    # Milestones past the end simply never fire, as with torch's MultiStepLR.
+    span = max(int(num_epochs), steps[-1] + 1 if steps else 1, len(steps) + 1)
+    values = [gamma**i for i in range(len(steps) + 1)]
+    return MultiStepParamScheduler(values, num_updates=span, milestones=steps), span
 
 
 def main_schedule_start_epoch(delay_epochs: int, warmup_iters: int, iters_per_epoch: int) -> int:

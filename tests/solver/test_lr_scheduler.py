@@ -2,9 +2,10 @@ import math
 
 import pytest
 import torch
+from fvcore.common.param_scheduler import LinearParamScheduler
 
 from fastreid.config import get_cfg
-from fastreid.solver import build_lr_scheduler
+from fastreid.solver import LR_SCHEDULER_REGISTRY, build_lr_scheduler
 
 
 def _cfg(**solver):
@@ -102,3 +103,41 @@ def test_unknown_names_raise():
         build_lr_scheduler(_cfg(SCHED="Nope"), opt, 2)
     with pytest.raises(ValueError, match="WARMUP_METHOD"):
         build_lr_scheduler(_cfg(WARMUP_METHOD="nope"), opt, 2)
+
+
+@pytest.fixture
+def linear_decay_schedule():
+    """A schedule registered for the test: linear from 1 down to 0 over the main schedule's epochs."""
+
+    @LR_SCHEDULER_REGISTRY.register()
+    def LinearDecayTestLR(cfg, num_epochs):
+        return LinearParamScheduler(1.0, 0.0), num_epochs
+
+    yield "LinearDecayTestLR"
+    del LR_SCHEDULER_REGISTRY._obj_map["LinearDecayTestLR"]
+
+
+def test_registered_schedule_is_chosen_by_name_with_warmup_and_delay(linear_decay_schedule):
+    # 2 iters/epoch, warmup 3 iters (2 epochs), delay 1 epoch: T = 8 - 2 = 6 epochs, main starts after epoch 1.
+    cfg = _cfg(MAX_EPOCH=8, WARMUP_ITERS=3, WARMUP_FACTOR=0.5, DELAY_EPOCHS=1, SCHED=linear_decay_schedule)
+    seen, _, _ = _run(cfg, 2)
+    for i, (lr,) in enumerate(seen):
+        k = max(0, i // 2 - 1)
+        assert lr == pytest.approx(0.1 * (1 - k / 6) * _warmup("linear", 0.5, i, 3), rel=1e-9), i
+    assert seen[3][0] == pytest.approx(0.1) and seen[4][0] == pytest.approx(0.1 * 5 / 6) and seen[-1][0] == 0.0
+
+
+def test_registry_names_the_built_in_schedules_and_checks_entries(linear_decay_schedule, monkeypatch):
+    assert {"MultiStepLR", "CosineAnnealingLR", linear_decay_schedule} <= set(LR_SCHEDULER_REGISTRY.names())
+    monkeypatch.setitem(LR_SCHEDULER_REGISTRY._obj_map, "MalformedTestLR", lambda cfg, n: LinearParamScheduler(1, 0))
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    with pytest.raises(ValueError, match="SOLVER.SCHED 'CosineLR'.*CosineAnnealingLR.*MultiStepLR"):
+        build_lr_scheduler(_cfg(SCHED="CosineLR"), opt, 2)
+    with pytest.raises(TypeError, match="MalformedTestLR.*ParamScheduler"):
+        build_lr_scheduler(_cfg(SCHED="MalformedTestLR"), opt, 2)
+
+
+def test_multistep_without_steps_is_constant_to_the_end():
+    cfg = _cfg(MAX_EPOCH=4, WARMUP_ITERS=0, SCHED="MultiStepLR", STEPS=[])
+    seen, opt, _ = _run(cfg, 2)  # steps the scheduler past the last iteration, where the schedule ends
+    assert [lr for (lr,) in seen] + [opt.param_groups[0]["lr"]] == [pytest.approx(0.1)] * 9
