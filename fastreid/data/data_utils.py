@@ -1,8 +1,8 @@
-"""Image reading, per-sample seeding of the global random generators and a small device prefetcher."""
+"""Image reading and per-sample seeding of the global random generators."""
 import contextlib
 import logging
 import random
-from typing import Any, Dict, Iterable, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -62,32 +62,3 @@ def seed_rng(seed: int) -> None:
     np.random.seed(seed >> 32 & 0xFFFFFFFF)
     random.seed(seed)
 
-
-class DevicePrefetcher:
-    """Iterate a batch loader while copying the next batch to ``device`` ahead of use.
-
-    Meant for CUDA with ``pin_memory=True`` loaders, where ``non_blocking`` copies overlap with compute; on
-    CPU it only moves tensors. Tensors in the batch dict are moved, other values are passed through.
-
-    Args:
-        loader: an iterable of batch dicts.
-        device: target device.
-    """
-
-    def __init__(self, loader: Iterable[Dict[str, Any]], device: torch.device) -> None:
-        self.loader = loader
-        self.device = torch.device(device)
-
-    def _move(self, batch: Dict[str, Any]) -> Dict[str, Any]:
-        return {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-
-    def __iter__(self) -> Iterator[Dict[str, Any]]:
-        it = iter(self.loader)
-        try:
-            nxt = self._move(next(it))
-        except StopIteration:
-            return
-        for batch in it:
-            current, nxt = nxt, self._move(batch)
-            yield current
-        yield nxt

@@ -6,9 +6,9 @@ import time
 from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
-from fvcore.nn import FlopCountAnalysis
-from fvcore.nn.jit_handles import get_shape
 from torch import nn
+
+from fastreid.utils.env import import_fvcore_nn
 
 __all__ = ["count_params", "count_params_and_flops", "measure_latency"]
 
@@ -23,6 +23,7 @@ def _attention_flop(inputs: List[Any], outputs: List[Any]) -> int:
 
     q is (..., L, E), k (..., S, E), v (..., S, Ev): ``prod(...)·L·S·(E + Ev)``.
     """
+    get_shape = import_fvcore_nn().jit_handles.get_shape
     q, v = get_shape(inputs[0]), get_shape(inputs[2])
     batch = 1
     for n in q[:-2]:
@@ -54,7 +55,7 @@ def count_params_and_flops(
     model.eval()
     try:
         with torch.no_grad():
-            analysis = FlopCountAnalysis(model, (_example(model, input_size, batch_size),))
+            analysis = import_fvcore_nn().FlopCountAnalysis(model, (_example(model, input_size, batch_size),))
             analysis.set_op_handle("aten::scaled_dot_product_attention", _attention_flop)
             analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
             flops = int(analysis.total())

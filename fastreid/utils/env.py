@@ -7,7 +7,9 @@ import platform
 import random
 import sys
 import time
+import warnings
 from collections import defaultdict
+from types import ModuleType
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -37,6 +39,15 @@ def seed_all_rng(seed: Optional[int] = None) -> int:
     np.random.seed(seed)
     torch.manual_seed(seed)
     return seed
+
+
+def import_fvcore_nn() -> ModuleType:
+    """``fvcore.nn``, imported on first use and without the FutureWarning its import-time ``torch.jit.script``
+    gives on recent torch (so that importing fastreid prints nothing)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        import fvcore.nn
+    return fvcore.nn
 
 
 def set_torch_threads(num: Optional[int]) -> int:

@@ -212,15 +212,6 @@ class EventStorage:
     def iter(self, value: int) -> None:
         self._iter = int(value)
 
-    @property
-    def iteration(self) -> int:
-        """Alias of :attr:`iter`, kept for backward compatibility."""
-        return self._iter
-
-    @iteration.setter
-    def iteration(self, value: int) -> None:
-        self._iter = int(value)
-
     def __enter__(self) -> "EventStorage":
         _CURRENT_STORAGE_STACK.append(self)
         return self

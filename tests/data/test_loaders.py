@@ -3,8 +3,8 @@ import itertools
 import pytest
 import torch
 
-from fastreid.data import (BadImageError, CommDataset, DevicePrefetcher, build_reid_test_loader,
-                           build_reid_train_loader, read_image)
+from fastreid.data import (BadImageError, CommDataset, build_reid_test_loader, build_reid_train_loader,
+                           read_image)
 from fastreid.data.transforms import ToTensor255
 
 from .conftest import write_images
@@ -84,8 +84,3 @@ def test_bad_images_fail_or_are_skipped(tmp_path, caplog):
         sample = ds[0]
     assert sample["img_paths"] == good and ds.num_skipped == 1 and "cut.jpg" in caplog.text
 
-
-def test_device_prefetcher_moves_all_batches():
-    batches = [{"images": torch.ones(2, 3), "img_paths": ["a", "b"]} for _ in range(3)]
-    out = list(DevicePrefetcher(batches, torch.device("cpu")))
-    assert len(out) == 3 and out[0]["img_paths"] == ["a", "b"]

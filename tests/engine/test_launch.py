@@ -57,6 +57,7 @@ def two_process_results(tmp_path_factory):
     return [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
 
 
+@pytest.mark.slow
 def test_two_process_gloo_all_gather(two_process_results):
     for r, res in enumerate(two_process_results):
         assert res["rank"] == r and res["world"] == 2 and res["gathered"] == [0, 1]
@@ -64,6 +65,7 @@ def test_two_process_gloo_all_gather(two_process_results):
         assert res["backend"] == ("nccl" if torch.cuda.is_available() else "gloo")
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_match_one_process_same_global_batch(two_process_results):
     x, y = _batches()
     single = _toy_train(x, y, 4, 0, 1)

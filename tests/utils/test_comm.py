@@ -93,6 +93,7 @@ def two_process_results(tmp_path_factory):
     return results
 
 
+@pytest.mark.slow
 def test_two_process_ranks(two_process_results):
     for rank, res in enumerate(two_process_results):
         assert res["world_size"] == 2
@@ -101,6 +102,7 @@ def test_two_process_ranks(two_process_results):
         assert res["local_size"] == 2
 
 
+@pytest.mark.slow
 def test_two_process_all_gather_and_gather(two_process_results):
     expected = [{"rank": 0, "items": [0]}, {"rank": 1, "items": [0, 1]}]
     r0, r1 = two_process_results
@@ -110,6 +112,7 @@ def test_two_process_all_gather_and_gather(two_process_results):
     assert r1["on_dst"] == []
 
 
+@pytest.mark.slow
 def test_two_process_shared_seed_and_reduce(two_process_results):
     r0, r1 = two_process_results
     assert r0["seed"] == r1["seed"]
@@ -117,6 +120,7 @@ def test_two_process_shared_seed_and_reduce(two_process_results):
     assert r0["summed"] == pytest.approx({"loss_a": 30.0, "loss_b": 3.0})
 
 
+@pytest.mark.slow
 def test_two_process_teardown_releases_every_group(two_process_results):
     for res in two_process_results:
         assert res["after_destroy"] == {"initialized": False, "local_group": False, "cached_gloo_groups": 0}

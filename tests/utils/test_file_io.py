@@ -1,13 +1,11 @@
-"""Tests for fastreid.utils.file_io and fastreid.utils.timer."""
+"""Tests for fastreid.utils.file_io."""
 
-import logging
 import os
 import stat
 
 import pytest
 
 from fastreid.utils.file_io import PathManager, atomic_write
-from fastreid.utils.timer import Timer, timed
 
 
 def test_path_manager_local_roundtrip(tmp_path):
@@ -52,12 +50,3 @@ def test_remote_handlers_registered():
     assert {"http://", "https://"} <= prefixes
     assert any(p.startswith("https://1drv.ms/") for p in prefixes)
 
-
-def test_timed_logs_duration(caplog):
-    log = logging.getLogger("fastreid_test_timer")
-    with caplog.at_level(logging.INFO, logger=log.name):
-        with timed("block", log) as timer:
-            assert isinstance(timer, Timer)
-    (record,) = [r for r in caplog.records if r.name == log.name]
-    assert record.getMessage().startswith("block took ")
-    assert timer.seconds() >= 0
