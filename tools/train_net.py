@@ -15,7 +15,7 @@ logger = logging.getLogger("fastreid.train_net")
 def main(args):
     cfg = setup_cfg(args)
     default_setup(cfg, args)
-    return DefaultTrainer.run(cfg, args)
+    return DefaultTrainer.run(cfg, eval_only=args.eval_only, resume=args.resume)
 
 
 if __name__ == "__main__":

@@ -7,15 +7,16 @@ The trainer's entry points::
     test_loader, num_query = build_reid_test_loader(cfg, dataset_name="Market1501")
 
 Batch dicts hold ``images`` (float ``B x 3 x H x W`` on the 0-255 scale), ``targets`` and ``camids`` (long
-``B``) and ``img_paths`` (list of str). For an exact resume pass ``seed`` (the sampler's
-``loader.batch_sampler.sampler.seed`` of the interrupted run) and ``start_iter`` (iterations done).
+``B``) and ``img_paths`` (list of str). The train loader is a :class:`TrainDataLoader`: it remembers how many
+batches it has handed out, and its ``state_dict()`` / ``load_state_dict()`` save and restore that position with
+the sampler seed, so a resumed run sees exactly the batches an uninterrupted one would have.
 
 Training augmentation is a pure function of (sampler seed, rank, position of the sample in the rank's stream):
 the sampler pairs each index with a seed for the transform (:class:`SeededSampler`), so batches are bitwise
 the same for any number of workers and after a resume (except with INPUT.RPT, see :class:`RandomPatch`).
 """
 import logging
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch.utils.data import BatchSampler, DataLoader
@@ -29,6 +30,49 @@ from .samplers import InferenceSampler, SeededSampler, build_train_sampler, samp
 from .transforms import build_transforms
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["TrainDataLoader", "build_reid_test_loader", "build_reid_train_loader", "build_test_set", "build_train_set"]
+
+
+class TrainDataLoader(DataLoader):
+    """The infinite training loader: batches of a :class:`SeededSampler`, with a resumable position.
+
+    Every iterator continues after the last batch handed out by the previous one, and :meth:`state_dict`
+    records that position, so dropping an iterator (to stop the workers) or resuming from a checkpoint
+    loses and repeats no batch.
+
+    Args:
+        dataset: the relabelled training set.
+        sampler: the index sampler, wrapped into batches of ``mini_batch_size`` (incomplete batches dropped).
+        mini_batch_size: images per batch on this rank.
+        kwargs: other ``DataLoader`` arguments (``num_workers``, ``pin_memory``, ``generator``, ...).
+    """
+
+    def __init__(self, dataset: CommDataset, sampler: SeededSampler, mini_batch_size: int, **kwargs) -> None:
+        super().__init__(dataset, batch_sampler=BatchSampler(sampler, mini_batch_size, drop_last=True), **kwargs)
+        self._seeded_sampler = sampler
+        self._start = sampler.state_dict()["start"]
+
+    @property
+    def seed(self) -> int:
+        """The sampler seed (shared by all ranks)."""
+        return self._seeded_sampler.seed
+
+    def state_dict(self) -> Dict[str, int]:
+        """``{"seed", "start"}``: the sampler seed and the number of this rank's samples handed out so far."""
+        return {"seed": self.seed, "start": self._start}
+
+    def load_state_dict(self, state: Mapping[str, int]) -> None:
+        """Continue the stream of ``state`` (from :meth:`state_dict`); takes effect for iterators created
+        afterwards."""
+        self._seeded_sampler.load_state_dict({"seed": int(state["seed"]), "start": int(state["start"])})
+        self._start = int(state["start"])
+
+    def __iter__(self) -> Iterator:
+        self._seeded_sampler.load_state_dict({"seed": self.seed, "start": self._start})
+        for batch in super().__iter__():
+            self._start += self.batch_sampler.batch_size
+            yield batch
 
 
 def build_train_set(
@@ -87,7 +131,7 @@ def build_reid_train_loader(
     start_iter: int = 0,
     rank: Optional[int] = None,
     world_size: Optional[int] = None,
-) -> DataLoader:
+) -> TrainDataLoader:
     """An infinite loader of training batches for this rank.
 
     Call as ``build_reid_train_loader(cfg)`` (optionally with ``train_set=``, ``transforms=``, ``seed=``,
@@ -102,16 +146,14 @@ def build_reid_train_loader(
         num_workers: worker processes (0 = load in the main process). The sampler is infinite, so one
             iterator, and one set of workers, serves every epoch.
         pin_memory: pin batches for asynchronous copies to CUDA.
-        seed: sampler seed; None = a seed shared by all ranks (read it back from
-            ``loader.batch_sampler.sampler.seed`` to save it).
+        seed: sampler seed; None = a seed shared by all ranks (``loader.seed`` reads it back).
         start_iter: iterations already done; the loader resumes the sampler stream exactly there.
         rank, world_size: shard; default from ``fastreid.utils.comm``.
 
     Returns:
-        A ``DataLoader`` yielding dicts: ``images`` float ``B x 3 x H x W`` (0-255), ``targets`` long ``B``,
-        ``camids`` long ``B``, ``img_paths`` list[str]. ``loader.dataset.num_classes`` is the number of
-        training identities. Its ``batch_sampler.sampler`` is a :class:`SeededSampler` (``(index,
-        augmentation seed)`` pairs) with the index sampler's ``seed`` and ``state_dict``.
+        A :class:`TrainDataLoader` yielding dicts: ``images`` float ``B x 3 x H x W`` (0-255), ``targets``
+        long ``B``, ``camids`` long ``B``, ``img_paths`` list[str]. ``loader.dataset.num_classes`` is the
+        number of training identities; ``loader.state_dict()`` is its position for a resume.
     """
     index_sampler = SeededSampler(build_train_sampler(
         sampler, train_set, mini_batch_size=mini_batch_size, num_instance=num_instance, set_weight=set_weight,
@@ -120,11 +162,8 @@ def build_reid_train_loader(
     # The loader's own generator (seeded like the sampler) draws the worker base seeds, so starting an iterator
     # does not advance the global torch RNG, which a resumed run restores from its checkpoint.
     generator = torch.Generator().manual_seed(index_sampler.seed + index_sampler.rank)
-    return DataLoader(
-        train_set,
-        batch_sampler=BatchSampler(index_sampler, mini_batch_size, drop_last=True),
-        num_workers=num_workers,
-        pin_memory=pin_memory,
+    return TrainDataLoader(
+        train_set, index_sampler, mini_batch_size, num_workers=num_workers, pin_memory=pin_memory,
         generator=generator,
     )
 

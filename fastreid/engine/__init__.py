@@ -1,4 +1,5 @@
 """Training: the train loop and hooks, ``DefaultTrainer``, launch, and command-line set-up."""
+from .ddp import create_ddp_model, unwrap_model
 from .defaults import default_argument_parser, default_setup, setup_cfg
 from .hooks import HookBase
 from .launch import launch, launch_from_args
@@ -11,9 +12,11 @@ __all__ = [
     "HookBase",
     "SimpleTrainer",
     "TrainerBase",
+    "create_ddp_model",
     "default_argument_parser",
     "default_setup",
     "launch",
     "launch_from_args",
     "setup_cfg",
+    "unwrap_model",
 ]

@@ -3,12 +3,12 @@
 Epoch-level work (checkpoint, precise BN, evaluation) runs in ``after_step`` on the last iteration of an
 epoch, so its results are stored at that iteration and written by :class:`PeriodicWriter` in the same
 ``after_step`` call. Register hooks in this order: IterationTimer, LRScheduler, LayerFreeze, PreciseBN,
-EvalHook, BestCheckpointer, PeriodicCheckpointer, PeriodicWriter.
+EvalHook, BestCheckpointer, PeriodicCheckpointer, then your own; :class:`~fastreid.engine.DefaultTrainer`
+appends the :class:`PeriodicWriter` itself, after all of them.
 """
 import itertools
 import logging
 import time
-import warnings
 from collections import Counter
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence
 
@@ -18,11 +18,14 @@ from torch import nn
 from fastreid.modeling.freeze import FrozenLayers, freeze_layers, select_modules, unfreeze_layers
 from fastreid.utils import comm
 from fastreid.utils.checkpoint import Checkpointer
+from fastreid.utils.env import import_fvcore_nn
 from fastreid.utils.events import EventStorage, EventWriter
 
+from .ddp import unwrap_model
 from .train_loop import HookBase
 
 __all__ = [
+    "BNStatsUpdater",
     "BestCheckpointer",
     "CallbackHook",
     "EvalHook",
@@ -36,10 +39,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else model
 
 
 def _at_epoch_period(trainer, period: int) -> bool:
@@ -319,53 +318,65 @@ class BestCheckpointer(HookBase):
         self.best_iter = state.get("best_iter")
 
 
-def _precise_bn_functions():
-    # Imported on use: importing fvcore.nn scripts TorchScript helpers, slow and warning on recent torch.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        from fvcore.nn.precise_bn import get_bn_modules, update_bn_stats
-    return get_bn_modules, update_bn_stats
+class BNStatsUpdater:
+    """Recomputes the BatchNorm statistics of ``model`` on training batches when called (fvcore's
+    ``update_bn_stats``): used by :class:`PreciseBN` and by SWA after averaging.
+
+    Successive calls continue through ``data_loader``. Does nothing (one log line at construction) if the
+    model has no BatchNorm layer in training mode.
+
+    Args:
+        model: the model, in training mode.
+        data_loader: iterable of batches accepted by ``model(batch)``; at least ``num_iter`` long.
+        num_iter: batches to average over (TEST.PRECISE_BN.NUM_ITER).
+    """
+
+    def __init__(self, model: nn.Module, data_loader: Iterable, num_iter: int) -> None:
+        self._model = model
+        self._data_loader = data_loader
+        self._num_iter = int(num_iter)
+        self._data_iter = None
+        self.enabled = len(import_fvcore_nn().get_bn_modules(model)) > 0
+        if not self.enabled:
+            logger.info("Precise BN is disabled: the model has no BatchNorm layer in training mode.")
+
+    def __call__(self) -> None:
+        if not self.enabled:
+            return
+        if self._data_iter is None:
+            self._data_iter = iter(self._data_loader)
+        logger.info("Running precise BN for %d iterations...", self._num_iter)
+        # A throw-away storage: whatever the model logs during these forwards is not training data.
+        with EventStorage(), torch.no_grad():
+            import_fvcore_nn().update_bn_stats(
+                self._model, itertools.islice(self._data_iter, self._num_iter), self._num_iter)
 
 
 class PreciseBN(HookBase):
-    """Recomputes BatchNorm statistics on training data before evaluation (fvcore ``update_bn_stats``).
+    """Recomputes BatchNorm statistics on training data before evaluation (a :class:`BNStatsUpdater`).
 
-    Runs on the same schedule as :class:`EvalHook` and must be registered before it. Does nothing (one log
-    line) if the model has no BatchNorm layer in training mode.
+    Runs on the same schedule as :class:`EvalHook` and must be registered before it.
+
+    Attributes:
+        updater: the :class:`BNStatsUpdater`; share it with SWA so both draw from one stream of batches.
     """
 
     def __init__(self, period: int, model: nn.Module, data_loader: Iterable, num_iter: int) -> None:
         """
         Args:
             period: period in epochs (TEST.EVAL_PERIOD).
-            model: the model, in training mode.
-            data_loader: iterable of batches accepted by ``model(batch)``; at least ``num_iter`` long.
-            num_iter: batches to average over (TEST.PRECISE_BN.NUM_ITER).
+            model, data_loader, num_iter: see :class:`BNStatsUpdater`.
         """
         self._period = int(period)
-        self._model = model
-        self._data_loader = data_loader
-        self._num_iter = int(num_iter)
-        self._data_iter = None
-        get_bn_modules, _ = _precise_bn_functions()
-        self._disabled = len(get_bn_modules(model)) == 0
-        if self._disabled:
-            logger.info("PreciseBN is disabled: the model has no BatchNorm layer in training mode.")
+        self.updater = BNStatsUpdater(model, data_loader, num_iter)
 
     def after_step(self) -> None:
         if _at_epoch_period(self.trainer, self._period):
             self.update_stats()
 
     def update_stats(self) -> None:
-        if self._disabled:
-            return
-        _, update_bn_stats = _precise_bn_functions()
-        if self._data_iter is None:
-            self._data_iter = iter(self._data_loader)
-        logger.info("Running precise BN for %d iterations...", self._num_iter)
-        # A throw-away storage: whatever the model logs during these forwards is not training data.
-        with EventStorage(), torch.no_grad():
-            update_bn_stats(self._model, itertools.islice(self._data_iter, self._num_iter), self._num_iter)
+        """Recompute the statistics now."""
+        self.updater()
 
 
 class LayerFreeze(HookBase):
@@ -377,7 +388,8 @@ class LayerFreeze(HookBase):
     what was frozen is opened again. For the last ``fc_freeze_iters`` iterations (fast-reid's
     SOLVER.FREEZE_FC_ITERS) the parameters of the module named ``classifier`` are frozen. Parameters without a
     gradient are skipped by the optimizer, so frozen weights do not change. Under DistributedDataParallel build
-    the wrapper with ``find_unused_parameters=True``.
+    the wrapper with ``create_ddp_model(model, find_unused_parameters=True)`` (DefaultTrainer does when layers
+    are frozen).
     """
 
     def __init__(
@@ -399,7 +411,7 @@ class LayerFreeze(HookBase):
         Raises:
             KeyError: when a name in ``freeze_layers`` or ``classifier`` (if used) is not a module of the model.
         """
-        self.model = _unwrap(model)
+        self.model = unwrap_model(model)
         self.freeze_iters = int(freeze_iters)
         self.fc_freeze_iters = int(fc_freeze_iters)
         self.freeze_names = [n for n in freeze_layers if n]

@@ -6,6 +6,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
+from .ddp import unwrap_model
 from .train_loop import HookBase
 
 __all__ = ["SWA"]
@@ -47,7 +48,7 @@ class SWA(HookBase):
         """
         if swa_iters < 1 or period < 1:
             raise ValueError(f"SOLVER.SWA.ITER ({swa_iters}) and SOLVER.SWA.PERIOD ({period}) must be >= 1")
-        self.model = model.module if hasattr(model, "module") else model
+        self.model = unwrap_model(model)
         self.swa_iters = int(swa_iters)
         self.period = int(period)
         self.lr_factor = float(lr_factor)

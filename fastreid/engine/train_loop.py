@@ -237,6 +237,23 @@ class SimpleTrainer(TrainerBase):
             self._data_loader_iter_obj = iter(self.data_loader)
         return self._data_loader_iter_obj
 
+    def reset_data_loader(self, data_loader: Optional[Iterable] = None) -> None:
+        """Drop the current iterator (stopping its workers); the next step takes a new one.
+
+        Args:
+            data_loader: a loader to use from now on; None keeps the current one (for example after its
+                ``load_state_dict``, which takes effect for new iterators).
+        """
+        self._data_loader_iter_obj = None
+        if data_loader is not None:
+            self.data_loader = data_loader
+
+    def close(self) -> None:
+        """Stop the loader workers now. Training can go on afterwards, with a new iterator."""
+        # Left to the garbage collector (trainers live in reference cycles), each worker would wait out a 5 s
+        # shutdown timeout.
+        self.reset_data_loader()
+
     def _next_batch(self):
         start = time.perf_counter()
         data = next(self._data_loader_iter)

@@ -1,8 +1,8 @@
 """``DefaultTrainer``: the standard training run, built from a config.
 
 Every piece is built by an overridable method (``build_model``, ``build_optimizer``, ``build_lr_scheduler``,
-``build_train_loader``, ``build_test_loader``, ``build_evaluator``, ``build_hooks``, ``build_writers``), so a
-project changes one piece by subclassing.
+``build_train_loader``, ``build_test_loader``, ``build_evaluator``, ``build_hooks``, ``build_writers``,
+``find_unused_parameters``), so a project changes one piece by subclassing.
 """
 import logging
 import os
@@ -11,7 +11,6 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from fastreid.config import CfgNode
 from fastreid.data import build_reid_test_loader, build_reid_train_loader, build_train_set
@@ -20,12 +19,13 @@ from fastreid.evaluation import ReidEvaluator, inference_on_dataset, print_csv_f
 from fastreid.modeling import build_model
 from fastreid.solver import build_grad_clipper, build_lr_scheduler, build_optimizer
 from fastreid.utils import comm
-from fastreid.utils.checkpoint import Checkpointer
+from fastreid.utils.checkpoint import Checkpointer, load_inference_weights
+from fastreid.utils.events import CommonMetricPrinter, EventWriter, JSONWriter, TensorboardXWriter
 from fastreid.utils.file_io import PathManager
-from fastreid.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
-from fastreid.utils.logger import setup_logger
 
 from . import hooks
+from .ddp import create_ddp_model, unwrap_model
+from .defaults import save_config
 from .swa import SWA
 from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
 
@@ -43,44 +43,54 @@ class DefaultTrainer(TrainerBase):
         trainer.resume_or_load(resume=args.resume)
         trainer.train()
 
+    or, what ``tools/train_net.py`` does, ``DefaultTrainer.run(cfg, eval_only=..., resume=...)``. Logging is
+    set up by :func:`~fastreid.engine.default_setup`, not here.
+
+    Hooks are :meth:`build_hooks` followed by a :class:`~fastreid.engine.hooks.PeriodicWriter` of
+    :meth:`build_writers` (main process), which the trainer appends last so that it writes what every other
+    hook stored in the same step.
+
     Attributes:
-        cfg: the run's config (MODEL.HEADS.NUM_CLASSES filled in from the training set when it is 0).
-        model: the model (DDP-wrapped with several processes).
+        cfg: the run's config (MODEL.HEADS.NUM_CLASSES filled in from the training set when it is 0); the
+            main process writes it to ``OUTPUT_DIR/config.yaml`` and every checkpoint records it (``"config"``,
+            YAML text, and ``"num_classes"``).
+        model: the model (DDP-wrapped with several processes; :func:`~fastreid.engine.unwrap_model` unwraps).
+        optimizer, scheduler: the optimizer and the per-iteration LR scheduler.
+        data_loader: the training loader; its ``state_dict()`` (sampler seed and position) is checkpointed.
         checkpointer: saves to OUTPUT_DIR; model, optimizer, scheduler, trainer state (hooks, grad scaler,
-            sampler seed) and RNG state.
+            data loader position) and RNG state.
         iters_per_epoch: training images // SOLVER.IMS_PER_BATCH.
     """
 
     def __init__(self, cfg: CfgNode) -> None:
         super().__init__()
-        if not logging.getLogger("fastreid").isEnabledFor(logging.INFO):
-            setup_logger()
         data_loader = self.build_train_loader(cfg)
         cfg = self.auto_num_classes(cfg, data_loader.dataset.num_classes)
         self.cfg = cfg
+        if comm.is_main_process() and cfg.OUTPUT_DIR:
+            # default_setup wrote the config before the class count was known; this is the one to reload.
+            PathManager.mkdirs(cfg.OUTPUT_DIR)
+            save_config(cfg, os.path.join(cfg.OUTPUT_DIR, "config.yaml"))
 
         model = self.build_model(cfg)
         optimizer = self.build_optimizer(cfg, model)
-        if comm.get_world_size() > 1:
-            # LayerFreeze toggles requires_grad, so some parameters may receive no gradient in a step.
-            device_ids = [comm.get_local_rank()] if next(model.parameters()).is_cuda else None
-            model = DistributedDataParallel(
-                model, device_ids=device_ids, broadcast_buffers=False, find_unused_parameters=True
-            )
+        model = create_ddp_model(model, find_unused_parameters=self.find_unused_parameters(cfg, model))
         trainer_cls = AMPTrainer if cfg.SOLVER.FP16_ENABLED else SimpleTrainer
         self._trainer = trainer_cls(model, data_loader, optimizer, grad_clipper=build_grad_clipper(cfg))
 
         self.iters_per_epoch = self.compute_iters_per_epoch(cfg, len(data_loader.dataset))
         self.scheduler = self.build_lr_scheduler(cfg, optimizer, self.iters_per_epoch)
         self.checkpointer = Checkpointer(
-            _unwrap(model), cfg.OUTPUT_DIR, optimizer=optimizer, scheduler=self.scheduler, trainer=self
+            unwrap_model(model), cfg.OUTPUT_DIR, optimizer=optimizer, scheduler=self.scheduler, trainer=self,
+            metadata={"config": cfg.dump(), "num_classes": cfg.MODEL.HEADS.NUM_CLASSES},
         )
         self.start_epoch = 0
         self.start_iter: Optional[int] = None
-        self._resumed_sampler_seed: Optional[int] = None
         self._last_eval_results: Optional[Mapping[str, Any]] = None
         self.max_epoch = cfg.SOLVER.MAX_EPOCH
         self.register_hooks(self.build_hooks())
+        if comm.is_main_process():
+            self.register_hooks([hooks.PeriodicWriter(self.build_writers(), period=cfg.SOLVER.LOG_PERIOD)])
 
     # ------------------------------------------------------------------------------------------------
     # running
@@ -101,35 +111,22 @@ class DefaultTrainer(TrainerBase):
         """Resume from OUTPUT_DIR's ``last_checkpoint`` when ``resume`` and one exists, else load MODEL.WEIGHTS.
 
         Resuming restores model, optimizer, schedule, grad scaler, hook state (best metric), RNG state and the
-        position in the sampler's stream, so training continues as if never interrupted. Loading weights
-        without resuming (fine-tuning) keeps a fresh optimizer and skips parameters of another shape, such as
-        a classifier trained for another number of identities.
+        data loader's position, so training continues as if never interrupted. Loading weights without
+        resuming (fine-tuning) keeps a fresh optimizer and skips parameters of another shape, such as a
+        classifier trained for another number of identities.
         """
         checkpoint = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume)
         if resume and self.checkpointer.has_checkpoint():
             self.start_iter = checkpoint.get("iteration", -1) + 1
             self.start_epoch = self.start_iter // self.iters_per_epoch
-            self._restart_data_stream(self.start_iter)
             logger.info("Resuming at epoch %d, iteration %d", self.start_epoch, self.start_iter)
-
-    def _restart_data_stream(self, start_iter: int) -> None:
-        seed = self._resumed_sampler_seed if self._resumed_sampler_seed is not None else self._sampler_seed
-        loader = build_reid_train_loader(self.cfg, train_set=self.data_loader.dataset, seed=seed, start_iter=start_iter)
-        self._trainer.data_loader = loader
-        self._trainer._data_loader_iter_obj = None
-
-    @property
-    def _sampler_seed(self) -> int:
-        return self.data_loader.batch_sampler.sampler.seed
 
     def train(self) -> Optional[Mapping[str, Any]]:
         """Train from ``start_epoch`` to SOLVER.MAX_EPOCH; return the last evaluation results (main process)."""
         try:
             super().train(self.start_epoch, self.max_epoch, self.iters_per_epoch, start_iter=self.start_iter)
         finally:
-            # Stop the loader workers now: left to the garbage collector (the trainer lives in reference
-            # cycles), each worker would wait out a 5 s shutdown timeout.
-            self._trainer._data_loader_iter_obj = None
+            self._trainer.close()
         return self._last_eval_results if comm.is_main_process() else None
 
     def run_step(self) -> None:
@@ -140,45 +137,84 @@ class DefaultTrainer(TrainerBase):
     def state_dict(self) -> Dict[str, Any]:
         state = super().state_dict()
         state["inner"] = self._trainer.state_dict()
-        state["sampler_seed"] = self._sampler_seed
+        if hasattr(self.data_loader, "state_dict"):
+            state["data_loader"] = self.data_loader.state_dict()
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
         self._trainer.load_state_dict(state.get("inner", {}))
-        if "sampler_seed" in state:
-            # Consumed by _restart_data_stream, which rebuilds the loader at the resumed position.
-            self._resumed_sampler_seed = int(state["sampler_seed"])
+        if "data_loader" in state and hasattr(self.data_loader, "load_state_dict"):
+            self.data_loader.load_state_dict(state["data_loader"])
+            self._trainer.reset_data_loader()
+        else:
+            logger.warning("The checkpoint holds no data loader position: training resumes on a new stream of "
+                           "batches (the weights are restored exactly, the order of batches is not).")
 
     # ------------------------------------------------------------------------------------------------
     # builders (override in a subclass to change one piece)
     # ------------------------------------------------------------------------------------------------
     @classmethod
     def build_model(cls, cfg: CfgNode) -> nn.Module:
+        """The model of ``cfg`` (``fastreid.modeling.build_model``), on MODEL.DEVICE and not yet DDP-wrapped.
+
+        Override to build or modify the model another way; also used by :meth:`test_weights`.
+        """
         model = build_model(cfg)
-        logger.info("Model:\n%s", model)
+        logger.debug("Model:\n%s", model)
         return model
 
     @classmethod
     def build_optimizer(cls, cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
+        """The optimizer of SOLVER.* over ``model``'s parameters. Override for other parameter groups."""
         return build_optimizer(cfg, model)
 
     @classmethod
     def build_lr_scheduler(cls, cfg: CfgNode, optimizer: torch.optim.Optimizer, iters_per_epoch: int):
+        """The learning-rate scheduler, stepped once per iteration by the LRScheduler hook. Override to
+        return another ``torch.optim.lr_scheduler.LRScheduler``."""
         return build_lr_scheduler(cfg, optimizer, iters_per_epoch)
 
     @classmethod
     def build_train_loader(cls, cfg: CfgNode):
+        """The infinite training loader of DATASETS.NAMES. Override to return another iterable of batches
+        whose ``dataset`` has ``num_classes``; with ``state_dict()`` / ``load_state_dict()`` (as
+        :class:`~fastreid.data.TrainDataLoader` has) a resume continues its stream exactly."""
         logger.info("Preparing the training data")
         return build_reid_train_loader(cfg)
 
     @classmethod
     def build_test_loader(cls, cfg: CfgNode, dataset_name: str):
+        """``(loader, num_query)`` of the test set ``dataset_name``. Override for another test loader."""
         return build_reid_test_loader(cfg, dataset_name=dataset_name)
 
     @classmethod
     def build_evaluator(cls, cfg: CfgNode, dataset_name: str, num_query: int, output_dir: Optional[str] = None):
+        """The evaluator of ``dataset_name`` (a :class:`~fastreid.evaluation.DatasetEvaluator`). Override to
+        evaluate another way."""
         return ReidEvaluator(cfg, num_query, output_dir)
+
+    @classmethod
+    def build_precise_bn_loader(cls, cfg: CfgNode):
+        """The training batches of TEST.PRECISE_BN.DATASET that precise BN and SWA recompute statistics on."""
+        train_set = build_train_set(
+            cfg, names=[cfg.TEST.PRECISE_BN.DATASET], transform=build_transforms(cfg, is_train=True)
+        )
+        return build_reid_train_loader(cfg, train_set=train_set)
+
+    @classmethod
+    def find_unused_parameters(cls, cfg: CfgNode, model: nn.Module) -> bool:
+        """Whether DDP must look for parameters without a gradient every step (costly, so only when needed).
+
+        True when layers are frozen for a while (SOLVER.FREEZE_ITERS with MODEL.FREEZE_LAYERS, or
+        SOLVER.FREEZE_FC_ITERS), or when the model's classifier feeds no loss (no loss reads the logits).
+        Override when a custom model leaves other parameters unused.
+        """
+        freezes = (cfg.SOLVER.FREEZE_ITERS > 0 and any(cfg.MODEL.FREEZE_LAYERS)) or cfg.SOLVER.FREEZE_FC_ITERS > 0
+        losses = getattr(model, "losses", None)
+        classifier_unused = losses is not None and not any(
+            getattr(loss, "input_key", None) == "cls_outputs" for loss in losses)
+        return bool(freezes or classifier_unused)
 
     @staticmethod
     def compute_iters_per_epoch(cfg: CfgNode, num_train_images: int) -> int:
@@ -201,8 +237,9 @@ class DefaultTrainer(TrainerBase):
         cfg.freeze()
         return cfg
 
-    def build_writers(self) -> List:
-        """Console (with ETA), ``metrics.json`` and tensorboard event writers, on the main process."""
+    def build_writers(self) -> List[EventWriter]:
+        """Console (with ETA), ``metrics.json`` and tensorboard event writers, run on the main process by a
+        PeriodicWriter that the trainer appends after all hooks. Override to add or replace writers."""
         output_dir = self.cfg.OUTPUT_DIR
         PathManager.mkdirs(output_dir)
         return [
@@ -212,6 +249,12 @@ class DefaultTrainer(TrainerBase):
         ]
 
     def build_hooks(self) -> List[hooks.HookBase]:
+        """The training hooks, in the order they run: timer, LR schedule, layer freezing, SWA, precise BN,
+        evaluation, best and periodic checkpoints.
+
+        Override to add hooks (``return super().build_hooks() + [MyHook()]``): they run after these, and
+        before the writer that the trainer appends last (see :meth:`build_writers`).
+        """
         cfg = self.cfg
         result: List[hooks.HookBase] = [
             hooks.IterationTimer(),
@@ -220,7 +263,7 @@ class DefaultTrainer(TrainerBase):
         if cfg.SOLVER.FREEZE_ITERS > 0 or cfg.SOLVER.FREEZE_FC_ITERS > 0:
             result.append(
                 hooks.LayerFreeze(
-                    _unwrap(self.model),
+                    unwrap_model(self.model),
                     [name for name in cfg.MODEL.FREEZE_LAYERS if name],
                     cfg.SOLVER.FREEZE_ITERS,
                     cfg.SOLVER.FREEZE_FC_ITERS,
@@ -228,17 +271,20 @@ class DefaultTrainer(TrainerBase):
                 )
             )
         precise_bn = None
-        if cfg.TEST.PRECISE_BN.ENABLED or cfg.SOLVER.SWA.ENABLED:
+        if cfg.TEST.PRECISE_BN.ENABLED:
             precise_bn = hooks.PreciseBN(
-                cfg.TEST.EVAL_PERIOD, self.model, self._precise_bn_loader(), cfg.TEST.PRECISE_BN.NUM_ITER
+                cfg.TEST.EVAL_PERIOD, self.model, self.build_precise_bn_loader(cfg), cfg.TEST.PRECISE_BN.NUM_ITER
             )
         if cfg.SOLVER.SWA.ENABLED:
+            # One stream of batches for both, when precise BN is on too.
+            update_bn = precise_bn.updater if precise_bn is not None else hooks.BNStatsUpdater(
+                self.model, self.build_precise_bn_loader(cfg), cfg.TEST.PRECISE_BN.NUM_ITER)
             swa = cfg.SOLVER.SWA
             result.append(
                 SWA(self.model, swa.ITER, swa.PERIOD, lr_factor=swa.LR_FACTOR, eta_min_lr=swa.ETA_MIN_LR,
-                    lr_sched=swa.LR_SCHED, update_bn=precise_bn.update_stats)
+                    lr_sched=swa.LR_SCHED, update_bn=update_bn)
             )
-        if cfg.TEST.PRECISE_BN.ENABLED:
+        if precise_bn is not None:
             result.append(precise_bn)
         result.append(hooks.EvalHook(cfg.TEST.EVAL_PERIOD, self._evaluate_and_keep))
         if comm.is_main_process():
@@ -248,44 +294,36 @@ class DefaultTrainer(TrainerBase):
                 self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD, iter_period=cfg.SOLVER.CHECKPOINT_PERIOD_ITERS
             )
         )
-        if comm.is_main_process():
-            result.append(hooks.PeriodicWriter(self.build_writers(), period=cfg.SOLVER.LOG_PERIOD))
         return result
-
-    def _precise_bn_loader(self):
-        cfg = self.cfg
-        train_set = build_train_set(
-            cfg, names=[cfg.TEST.PRECISE_BN.DATASET], transform=build_transforms(cfg, is_train=True)
-        )
-        return build_reid_train_loader(cfg, train_set=train_set)
 
     def _evaluate_and_keep(self):
         self._last_eval_results = self.test(self.cfg, self.model)
         return self._last_eval_results
 
     @classmethod
-    def run(cls, cfg: CfgNode, args) -> Optional[Mapping[str, Any]]:
-        """What a train script does with its parsed ``args``: ``--eval-only`` tests MODEL.WEIGHTS
-        (:meth:`test_weights`); otherwise build the trainer, load or ``--resume``, and train.
+    def run(cls, cfg: CfgNode, *, eval_only: bool = False, resume: bool = False) -> Optional[Mapping[str, Any]]:
+        """What a train script does: with ``eval_only`` test MODEL.WEIGHTS (:meth:`test_weights`); otherwise
+        build the trainer, load MODEL.WEIGHTS or ``resume`` from OUTPUT_DIR, and train.
 
         Returns:
             The evaluation results (main process).
         """
-        if args.eval_only:
+        if eval_only:
             return cls.test_weights(cfg)
         trainer = cls(cfg)
-        trainer.resume_or_load(resume=args.resume)
+        trainer.resume_or_load(resume=resume)
         return trainer.train()
 
     @classmethod
     def test_weights(cls, cfg: CfgNode) -> "OrderedDict[str, Dict]":
-        """``--eval-only``: build the model without ImageNet initialisation, load MODEL.WEIGHTS and test it."""
+        """``--eval-only``: build the model without ImageNet initialisation, load MODEL.WEIGHTS (without the
+        training-only classifier, which need not match MODEL.HEADS.NUM_CLASSES) and test it."""
         cfg = cfg.clone()
         cfg.defrost()
         cfg.MODEL.BACKBONE.PRETRAIN = False
         cfg.freeze()
         model = cls.build_model(cfg)
-        Checkpointer(model, save_rng=False).load(cfg.MODEL.WEIGHTS)
+        load_inference_weights(model, cfg.MODEL.WEIGHTS)
         return cls.test(cfg, model)
 
     @classmethod
@@ -310,7 +348,3 @@ class DefaultTrainer(TrainerBase):
         if results:
             print_csv_format(results)
         return results
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, DistributedDataParallel) else model

@@ -9,7 +9,6 @@ from typing import List
 from fastreid.config import get_cfg
 from fastreid.engine import (DefaultTrainer, HookBase, default_argument_parser, default_setup, launch_from_args,
                              setup_cfg)
-from fastreid.engine.hooks import PeriodicWriter
 
 from toy_project import WeightNormHook, add_toy_config
 
@@ -18,11 +17,8 @@ class Trainer(DefaultTrainer):
     """DefaultTrainer with the project's :class:`WeightNormHook`, measured at the log period."""
 
     def build_hooks(self) -> List[HookBase]:
-        hooks = super().build_hooks()
-        # Before the writer (main process only), so each measurement is written in the step it is taken.
-        writer = next((i for i, h in enumerate(hooks) if isinstance(h, PeriodicWriter)), len(hooks))
-        hooks.insert(writer, WeightNormHook(self.cfg.SOLVER.LOG_PERIOD))
-        return hooks
+        # The trainer appends its writer after these, so each measurement is written in the step it is taken.
+        return super().build_hooks() + [WeightNormHook(self.cfg.SOLVER.LOG_PERIOD)]
 
 
 def setup(args):
@@ -35,7 +31,7 @@ def setup(args):
 
 
 def main(args):
-    return Trainer.run(setup(args), args)
+    return Trainer.run(setup(args), eval_only=args.eval_only, resume=args.resume)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
 import json
+import logging
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -41,20 +43,29 @@ def test_default_trainer_trains_evaluates_and_writes_outputs(tmp_path):
     assert "total_loss" in events.Tags()["scalars"]
 
 
-def test_eval_only_reproduces_the_final_evaluation(tmp_path):
+def test_eval_only_reproduces_the_final_evaluation_silently(tmp_path, caplog):
     cfg = tiny_cfg(str(tmp_path / "data"), str(tmp_path / "out"), ["SOLVER.MAX_EPOCH", "1"])
-    _setup(cfg)
     trainer = DefaultTrainer(cfg)
     trained = trainer.train()["SyntheticPerson"]
+    final = str(tmp_path / "out" / "model_final.pth")
     model = DefaultTrainer.build_model(trainer.cfg)
-    Checkpointer(model).load(str(tmp_path / "out" / "model_final.pth"))
-    again = DefaultTrainer.test(trainer.cfg, model)["SyntheticPerson"]
-    assert again == pytest.approx(trained)
+    Checkpointer(model).load(final)
+    assert DefaultTrainer.test(trainer.cfg, model)["SyntheticPerson"] == pytest.approx(trained)
+
+    # --eval-only with the user's config (NUM_CLASSES left at 0): the classifier is dropped without a word.
+    with caplog.at_level(logging.WARNING):
+        again = DefaultTrainer.run(tiny_cfg(str(tmp_path / "data"), str(tmp_path / "out"), ["MODEL.WEIGHTS", final]),
+                                   eval_only=True)
+    assert again["SyntheticPerson"] == pytest.approx(trained)
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    saved = torch.load(final, weights_only=True)
+    assert saved["num_classes"] == trainer.cfg.MODEL.HEADS.NUM_CLASSES > 0
+    assert "NUM_CLASSES: %d" % saved["num_classes"] in saved["config"]
 
 
 def test_fine_tuning_on_other_identities_skips_the_classifier(tmp_path, caplog):
+    # No default_setup here: its log handlers stop propagation to caplog.
     cfg = tiny_cfg(str(tmp_path / "data"), str(tmp_path / "out"), ["SOLVER.MAX_EPOCH", "1"])
-    _setup(cfg)
     DefaultTrainer(cfg).train()
     other = tiny_cfg(str(tmp_path / "data2"), str(tmp_path / "out2"), [
         "DATASETS.SYNTHETIC.NUM_IDS", "16", "MODEL.WEIGHTS", str(tmp_path / "out" / "model_final.pth")])
@@ -115,10 +126,11 @@ def _train_with_workers(data, out, *, resume=False, stop_after_iter=None):
         trainer.train()
     except _Interrupt:
         pass
-    assert trainer._trainer._data_loader_iter_obj is None  # the workers are stopped when training ends
+    assert multiprocessing.active_children() == []  # the loader workers are stopped when training ends
     return trainer.start_iter
 
 
+@pytest.mark.slow
 def test_resume_with_loader_workers_equals_an_uninterrupted_run(tmp_path):
     """With 2 loader workers: 6 iterations straight; again, stopped after iteration 3's checkpoint and resumed
     by a new trainer: same weights (augmentation does not depend on which worker loads a sample)."""
