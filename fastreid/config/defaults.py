@@ -243,7 +243,8 @@ _C.DATASETS.VEHICLEID.TEST_SIZE = 800
 # VeRi-Wild test list size for "VeRiWild" (fastreid): 3000, 5000 or 10000 vehicles.
 _C.DATASETS.VERIWILD = CN()
 _C.DATASETS.VERIWILD.TEST_SIZE = 3000
-# SyntheticPerson (fastreid): identities (half train, half test), cameras (2-9), images per identity,
+# SyntheticPerson (fastreid): identities (the first half, rounded down to a multiple of 4 and at least 4,
+# train; the rest test), cameras (2-9), images per identity,
 # image height and width in pixels, generation seed.
 _C.DATASETS.SYNTHETIC = CN()
 _C.DATASETS.SYNTHETIC.NUM_IDS = 200

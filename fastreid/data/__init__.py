@@ -5,3 +5,4 @@ from .common import CommDataset
 from .data_utils import BadImageError, read_image
 from .datasets import DATASET_REGISTRY
 from .transforms import TRANSFORM_REGISTRY
+from .validation import DatasetCheckError, check_datasets

@@ -28,6 +28,7 @@ from .common import CommDataset
 from .datasets import build_dataset
 from .samplers import InferenceSampler, SeededSampler, build_train_sampler, sampler_name
 from .transforms import build_transforms
+from .validation import check_test_splits, check_train_split
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +88,7 @@ def build_train_set(
     items, set_ids = [], []
     for set_id, name in enumerate(names):
         dataset = build_dataset(name, cfg, combineall=cfg.DATASETS.COMBINEALL)
-        if not dataset.train:
-            raise ValueError(f"Dataset '{name}' has no training images; it can only be used in DATASETS.TESTS")
+        check_train_split(name, dataset)
         items += dataset.train
         set_ids += [set_id] * len(dataset.train)
     train_set = CommDataset(items, transform, relabel=True, set_ids=set_ids,
@@ -169,10 +169,14 @@ def build_reid_train_loader(
 
 
 def build_test_set(cfg: CfgNode, dataset_name: str, transform: Optional[Callable] = None) -> Tuple[CommDataset, int]:
-    """Query followed by gallery of ``dataset_name`` with raw ids, and the number of queries."""
+    """Query followed by gallery of ``dataset_name`` with raw ids, and the number of queries.
+
+    Raises:
+        DatasetCheckError: an empty query or gallery, or no query with a valid match (see
+            :func:`fastreid.data.validation.check_test_splits`), before any image is read.
+    """
     dataset = build_dataset(dataset_name, cfg)
-    if not dataset.query or not dataset.gallery:
-        raise ValueError(f"Dataset '{dataset_name}' has no query/gallery; it can only be used in DATASETS.NAMES")
+    check_test_splits(dataset_name, dataset)  # the evaluator warns about the queries it skips
     test_set = CommDataset(dataset.query + dataset.gallery, transform, relabel=False,
                            skip_bad_images=cfg.DATALOADER.SKIP_BAD_IMAGES)
     return test_set, len(dataset.query)

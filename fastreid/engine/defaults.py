@@ -62,9 +62,20 @@ def default_setup(cfg: CfgNode, args: argparse.Namespace) -> None:
 
     Raises:
         ValueError: when ``MODEL.DEVICE`` names a device this machine does not have.
+        NotADirectoryError: when OUTPUT_DIR, or a folder it would be created in, is an existing file (checked
+            on every rank, so that no rank goes on without the others).
     """
     output_dir = cfg.OUTPUT_DIR
     rank = comm.get_rank()
+    # The first existing path of OUTPUT_DIR and its parents must be a folder (local paths only).
+    existing = os.path.abspath(output_dir) if output_dir and "://" not in output_dir else ""
+    while existing and not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if existing and not os.path.isdir(existing):
+        raise NotADirectoryError(
+            f"OUTPUT_DIR '{output_dir}' cannot be created: '{existing}' is a file, not a folder. Set OUTPUT_DIR to "
+            "a path inside a folder (e.g. OUTPUT_DIR logs/my_run), or move that file away."
+        )
     if comm.is_main_process() and output_dir:
         PathManager.mkdirs(output_dir)
 

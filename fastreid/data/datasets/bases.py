@@ -1,7 +1,7 @@
 """Base classes of re-id datasets: lists of ``(img_path, pid, camid, *extra)`` records per subset."""
 import logging
 import os
-from typing import Any, Iterable, List, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Sequence, Tuple
 
 from tabulate import tabulate
 
@@ -52,6 +52,19 @@ def list_images(folder: str, exts: Sequence[str] = (".jpg", ".jpeg", ".png", ".b
     return [os.path.join(folder, n) for n in names]
 
 
+def queries_without_match(query: Sequence[Record], gallery: Sequence[Record]) -> List[Record]:
+    """The queries that the evaluation protocol skips: no gallery record has their identity from another
+    camera (gallery records of the query's identity and camera are excluded, as in Market-1501).
+
+    Args:
+        query, gallery: records with raw ``pid`` and ``camid``.
+    """
+    cameras_of: Dict[Any, set] = {}
+    for record in gallery:
+        cameras_of.setdefault(record[1], set()).add(record[2])
+    return [r for r in query if not cameras_of.get(r[1], set()) - {r[2]}]
+
+
 class Dataset:
     """A re-id dataset: ``train``, ``query`` and ``gallery`` lists of records.
 
@@ -65,7 +78,13 @@ class Dataset:
         train, query, gallery: records with raw integer ``pid``/``camid``.
         combineall: also train on query and gallery (their ids get a ``_test_`` scope, junk ids are dropped).
         verbose: log the subset statistics.
+
+    Attributes:
+        split_sources: ``{"train" | "query" | "gallery": folder or list file}`` that a subclass read each
+            subset from (set before calling this constructor), for error messages; see :meth:`split_source`.
     """
+
+    split_sources: Dict[str, str] = {}
 
     #: Ids that are not persons (junk / distractors), dropped when ``combineall`` merges test data into train.
     _junk_pids: Tuple[int, ...] = ()
@@ -97,6 +116,20 @@ class Dataset:
     def dataset_name(self) -> str:
         """The prefix of train ids: the registered class name."""
         return type(self).__name__
+
+    def split_source(self, split: str) -> str:
+        """Where the subset ``split`` (``"train"``, ``"query"`` or ``"gallery"``) was read from: its entry in
+        :attr:`split_sources`, else the dataset folder (``data_dir``), else the folder of its first image;
+        ``""`` when unknown."""
+        if split in self.split_sources:
+            return self.split_sources[split]
+        if getattr(self, "data_dir", ""):
+            return self.data_dir
+        records = getattr(self, split, None) or []
+        if records:
+            first = records[0][0]
+            return os.path.dirname(first if isinstance(first, str) else first[0])
+        return ""
 
     def _scoped(self, record: Record, scope: str) -> Record:
         img_path, pid, camid, *extra = record

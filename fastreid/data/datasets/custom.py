@@ -4,15 +4,13 @@ Each subset (train, query, gallery) is either a folder of crops named ``<pid>_c<
 ``0002_c1_0001.jpg``; pid -1 = junk, skipped) or a list file whose lines are ``relative/path pid camid``.
 Paths are relative to the dataset folder ``DIR`` (itself relative to DATASETS.ROOT unless absolute).
 """
-import logging
 import os
 import re
 from typing import List, Optional
 
-from .bases import DatasetNotFoundError, ImageDataset, README_HINT, Record, list_images
+from .bases import (DatasetNotFoundError, ImageDataset, README_HINT, Record, list_images,
+                    queries_without_match)
 from .build import DATASET_REGISTRY
-
-logger = logging.getLogger(__name__)
 
 _NAME_RE = re.compile(r"(-?\d+)_c(\d+)")
 
@@ -35,8 +33,11 @@ class CustomReID(ImageDataset):
         if not os.path.isdir(self.data_dir):
             raise DatasetNotFoundError(f"CustomReID: expected the folder '{self.data_dir}' (DATASETS.CUSTOM.DIR "
                                        f"under DATASETS.ROOT). {README_HINT}")
-        train, query, gallery = (self._load(d, lst) for d, lst in
-                                 ((train_dir, train_list), (query_dir, query_list), (gallery_dir, gallery_list)))
+        subsets = {"train": (train_dir, train_list), "query": (query_dir, query_list),
+                   "gallery": (gallery_dir, gallery_list)}
+        self.split_sources = {split: os.path.join(self.data_dir, lst or folder)
+                              for split, (folder, lst) in subsets.items()}
+        train, query, gallery = (self._load(folder, lst) for folder, lst in subsets.values())
         self._validate(query, gallery)
         super().__init__(train, query, gallery, **kwargs)
 
@@ -85,17 +86,11 @@ class CustomReID(ImageDataset):
                     records.append((os.path.join(self.data_dir, parts[0]), int(parts[1]), int(parts[2])))
         return records
 
-    @staticmethod
-    def _validate(query: List[Record], gallery: List[Record]) -> None:
-        if not query or not gallery:
-            return
-        positives = {}
-        for _, pid, cam in gallery:
-            positives.setdefault(pid, set()).add(cam)
-        unmatched = sum(1 for _, pid, cam in query if not positives.get(pid, set()) - {cam})
-        if unmatched == len(query):
-            raise ValueError("CustomReID: no query has a gallery image of the same id from another camera; "
-                             "check the ids and cameras of query and gallery")
-        if unmatched:
-            logger.warning("CustomReID: %d of %d queries have no same-id gallery image from another camera and "
-                           "will be skipped by the evaluation", unmatched, len(query))
+    def _validate(self, query: List[Record], gallery: List[Record]) -> None:
+        # Fails as soon as the folders are read; fastreid.data.validation warns about a partial mismatch.
+        if query and gallery and len(queries_without_match(query, gallery)) == len(query):
+            raise ValueError(
+                f"CustomReID: no query has a gallery image of the same id from another camera (query: "
+                f"{self.split_sources['query']}, gallery: {self.split_sources['gallery']}); check the ids and "
+                "cameras of query and gallery"
+            )

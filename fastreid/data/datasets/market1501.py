@@ -27,10 +27,12 @@ class MarketLayoutDataset(ImageDataset):
         dirs = [os.path.join(self.data_dir, d) for d in ("bounding_box_train", "query", "bounding_box_test")]
         require_paths(self.dataset_name, *dirs)
         train, query, gallery = (self.process_dir(d) for d in dirs)
+        self.split_sources = dict(zip(("train", "query", "gallery"), dirs))
         if extra_gallery_dir is not None:
             extra = os.path.join(self.data_dir, extra_gallery_dir)
             require_paths(self.dataset_name, extra)
             gallery += self.process_dir(extra)
+            self.split_sources["gallery"] += f" and {extra}"
         super().__init__(train, query, gallery, **kwargs)
 
     def process_dir(self, folder: str) -> List[Record]:

@@ -24,6 +24,8 @@ class MSMT17(ImageDataset):
         train_dir, test_dir = (os.path.join(data_dir, d) for d in _VERSIONS[os.path.basename(data_dir)])
         lists = {k: os.path.join(data_dir, f"list_{k}.txt") for k in ("train", "val", "query", "gallery")}
         require_paths(self.dataset_name, train_dir, test_dir, *lists.values())
+        self.split_sources = {"train": f"{lists['train']} and {lists['val']}", "query": lists["query"],
+                              "gallery": lists["gallery"]}
         train = self.process_list(train_dir, lists["train"]) + self.process_list(train_dir, lists["val"])
         query = self.process_list(test_dir, lists["query"])
         gallery = self.process_list(test_dir, lists["gallery"])

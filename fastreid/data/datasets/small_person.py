@@ -179,6 +179,7 @@ class SenseReID(ImageDataset):
         data_dir = find_dataset_dir(root, ("sensereid",), self.dataset_name)
         dirs = [os.path.join(data_dir, "SenseReID", d) for d in ("test_probe", "test_gallery")]
         require_paths(self.dataset_name, *dirs)
+        self.split_sources = {"train": data_dir, "query": dirs[0], "gallery": dirs[1]}
         query, gallery = (self._parse(d) for d in dirs)
         gallery_ids = {r[1] for r in gallery}
         super().__init__([], [r for r in query if r[1] in gallery_ids], gallery, **kwargs)
@@ -197,6 +198,7 @@ class CUHKSYSU(ImageDataset):
         data_dir = find_dataset_dir(root, ("CUHK-SYSU", "cuhksysu"), self.dataset_name)
         folder = os.path.join(data_dir, "cropped_images")
         require_paths(self.dataset_name, folder)
+        self.split_sources = {"train": folder, "query": data_dir, "gallery": data_dir}
         train = []
         for path in list_images(folder):
             match = re.match(r"p(\d+)_s(\d+)", os.path.basename(path))

@@ -6,8 +6,10 @@ The images are generated once into ``<root>/SyntheticPerson/`` (``bounding_box_t
 parameters differ. Generation writes into a temporary sibling folder and renames it into place, so several
 processes (DDP ranks) may call it at once.
 
-Protocol: the first half of the ids are for training, the rest for test; each test id gives one query per
-camera in which it has at least two images, its other images form the gallery.
+Protocol: the first :func:`num_train_ids` ids are for training, the rest for test: half of the ids, rounded
+down to a whole number of look-alike families of 4 (at least one family), so that no family spans train and
+test. The default 200 ids give 100 + 100, 24 give 12 + 12, 20 give 8 + 12. Each test id gives one query per
+camera in which it has at least two images; its other images form the gallery.
 """
 import json
 import logging
@@ -50,12 +52,17 @@ def _identity(seed: int, pid: int) -> Identity:
     return look_alike(family, np.random.default_rng([seed, 4, pid]))
 
 
+def num_train_ids(num_ids: int) -> int:
+    """Training identities of a SyntheticPerson set of ``num_ids`` identities: ``num_ids // 2`` rounded down to
+    a multiple of FAMILY_SIZE (4), and at least FAMILY_SIZE; ids ``1..num_train_ids`` train, the rest test."""
+    return max(FAMILY_SIZE, num_ids // 2 // FAMILY_SIZE * FAMILY_SIZE)
+
+
 def _plan(params: Dict) -> List[Tuple[int, int, str]]:
     """``(pid, camera index, subset)`` for every image, in generation order."""
     rng = np.random.default_rng([params["seed"], 3])
     n, cams, per_id = params["num_ids"], params["num_cameras"], params["images_per_id"]
-    # Split at a family boundary so that no look-alike family spans train and test.
-    num_train = max(FAMILY_SIZE, n // 2 // FAMILY_SIZE * FAMILY_SIZE)
+    num_train = num_train_ids(n)
     plan = []
     for pid in range(1, n + 1):
         k = min(int(rng.integers(2, cams + 1)), per_id - 1)
@@ -137,7 +144,8 @@ class SyntheticPerson(MarketLayoutDataset):
 
     Args:
         root: datasets root; the images live in ``root/SyntheticPerson/``.
-        num_ids: identities (half train, half test).
+        num_ids: identities: the first :func:`num_train_ids` (half, rounded down to a multiple of 4, at least 4)
+            train, the rest test.
         num_cameras: cameras (2-9).
         images_per_id: images of each identity, spread over 2 or more cameras.
         height, width: image size in pixels.

@@ -20,6 +20,7 @@ class University1652(ImageDataset):
         query_dir = os.path.join(data_dir, "test", "query_drone")
         gallery_dir = os.path.join(data_dir, "test", "gallery_satellite")
         require_paths(self.dataset_name, *train_dirs[:2], query_dir, gallery_dir)
+        self.split_sources = {"train": os.path.join(data_dir, "train"), "query": query_dir, "gallery": gallery_dir}
         train = [r for cam, d in enumerate(train_dirs) if os.path.isdir(d) for r in self._parse(d, cam)]
         super().__init__(train, self._parse(query_dir, 1), self._parse(gallery_dir, 0), **kwargs)
 

@@ -17,6 +17,7 @@ class VeRi(ImageDataset):
         data_dir = find_dataset_dir(root, ("veri", "VeRi"), self.dataset_name)
         dirs = [os.path.join(data_dir, d) for d in ("image_train", "image_query", "image_test")]
         require_paths(self.dataset_name, *dirs)
+        self.split_sources = dict(zip(("train", "query", "gallery"), dirs))
         super().__init__(*(self._parse(d) for d in dirs), **kwargs)
 
     def _parse(self, folder: str) -> List[Record]:
@@ -58,6 +59,7 @@ class VehicleID(ImageDataset):
         train_list = os.path.join(split_dir, "train_list.txt")
         test_list = os.path.join(split_dir, f"test_list_{test_size}.txt")
         require_paths(self.dataset_name, image_dir, train_list, test_list)
+        self.split_sources = {"train": train_list, "query": test_list, "gallery": test_list}
         train = [(os.path.join(image_dir, f"{img}.jpg"), int(vid), 0) for img, vid in _read_pairs(train_list)]
         test = [(os.path.join(image_dir, f"{img}.jpg"), int(vid), i) for i, (img, vid) in
                 enumerate(_read_pairs(test_list))]
@@ -113,6 +115,7 @@ class VeRiWild(ImageDataset):
         files = [os.path.join(split, n) for n in
                  ("train_list.txt", f"test_{test_size}_query.txt", f"test_{test_size}.txt", "vehicle_info.txt")]
         require_paths(self.dataset_name, self.image_dir, *files)
+        self.split_sources = dict(zip(("train", "query", "gallery"), files))
         cameras = self._cameras(files[3])
         super().__init__(*(self._parse(f, cameras) for f in files[:3]), **kwargs)
 

@@ -18,6 +18,67 @@ def _index_by(labels: Sequence[int]) -> Dict[int, List[int]]:
     return dict(sorted(groups.items()))
 
 
+def _nearest(values: Sequence[int], target: int) -> List[int]:
+    """The largest of ``values`` below ``target`` and the smallest above it (those that exist)."""
+    below = [v for v in values if v < target]
+    above = [v for v in values if v > target]
+    return ([max(below)] if below else []) + ([min(above)] if above else [])
+
+
+def pk_batch_problem(ims_per_batch: int, num_instance: int, world_size: int = 1) -> Optional[str]:
+    """Why a P x K identity sampler cannot make batches of this size, or None when it can.
+
+    Each of the ``world_size`` processes takes ``ims_per_batch // world_size`` images, which must be a positive
+    multiple of K. fast-reid gives no meaning to other sizes (its sampler never completes a batch), so the
+    message names both keys and the nearest valid values of each.
+
+    Args:
+        ims_per_batch: SOLVER.IMS_PER_BATCH, the global batch size.
+        num_instance: DATALOADER.NUM_INSTANCE (K, images per identity).
+        world_size: number of training processes.
+    """
+    if num_instance < 1:
+        return f"DATALOADER.NUM_INSTANCE must be at least 1 (images per identity in a batch), got {num_instance}"
+    mini = ims_per_batch // world_size
+    if mini >= num_instance and mini % num_instance == 0:
+        return None
+    step = num_instance * world_size
+    ims_options = _nearest([v for v in (ims_per_batch // step * step, ims_per_batch // step * step + step) if v > 0],
+                           ims_per_batch)
+    k_options = _nearest([d for d in range(2, mini + 1) if mini % d == 0], num_instance)
+    hint = f"use SOLVER.IMS_PER_BATCH {' or '.join(map(str, ims_options))}"
+    if k_options:
+        hint += f", or DATALOADER.NUM_INSTANCE {' or '.join(map(str, k_options))}"
+    return (
+        f"SOLVER.IMS_PER_BATCH = {ims_per_batch} does not split into identities of DATALOADER.NUM_INSTANCE = "
+        f"{num_instance} images: the per-process batch ({ims_per_batch} // {world_size} process(es) = {mini}) must "
+        f"be a positive multiple of DATALOADER.NUM_INSTANCE with an identity sampler; {hint}"
+    )
+
+
+def identity_count_problem(num_ids: int, ims_per_batch: int, num_instance: int, world_size: int = 1) -> Optional[str]:
+    """Why ``num_ids`` training identities cannot fill one P x K batch, or None when they can.
+
+    A batch holds ``ims_per_batch // num_instance`` distinct identities (P per process times ``world_size``).
+
+    Args:
+        num_ids: distinct identities of the training set.
+        ims_per_batch, num_instance, world_size: as in :func:`pk_batch_problem` (assumed valid).
+    """
+    mini = ims_per_batch // world_size
+    needed = mini // num_instance * world_size
+    if num_ids >= needed:
+        return None
+    largest = num_ids // world_size * num_instance * world_size
+    fix = (f"set SOLVER.IMS_PER_BATCH to at most {largest}" if largest > 0
+           else f"train on at least {world_size} identities")
+    return (
+        f"The train set has {num_ids} identities but each batch needs {needed} distinct identities (P = per-process "
+        f"batch {mini} / DATALOADER.NUM_INSTANCE {num_instance}, times {world_size} process(es)): {fix} (lower "
+        "SOLVER.IMS_PER_BATCH or raise DATALOADER.NUM_INSTANCE), or add training identities"
+    )
+
+
 class IdentitySampler(InfiniteSampler):
     """Base of P x K samplers; subclasses implement :meth:`_global_batches`.
 
@@ -30,20 +91,15 @@ class IdentitySampler(InfiniteSampler):
 
     def __init__(self, pids: Sequence[int], mini_batch_size: int, num_instance: int, **kwargs) -> None:
         super().__init__(**kwargs)
-        if num_instance <= 0 or mini_batch_size % num_instance != 0:
-            raise ValueError(
-                f"The per-rank batch size {mini_batch_size} (SOLVER.IMS_PER_BATCH / world size) must be a multiple "
-                f"of DATALOADER.NUM_INSTANCE = {num_instance}"
-            )
+        problem = pk_batch_problem(mini_batch_size * self._world_size, num_instance, self._world_size)
+        if problem is None:
+            problem = identity_count_problem(len(set(pids)), mini_batch_size * self._world_size, num_instance,
+                                             self._world_size)
+        if problem is not None:
+            raise ValueError(problem)
         self._mini, self._k = mini_batch_size, num_instance
         self._p_all = mini_batch_size // num_instance * self._world_size
         self._by_pid = _index_by(pids)
-        if len(self._by_pid) < self._p_all:
-            raise ValueError(
-                f"The train set has {len(self._by_pid)} identities but each batch needs {self._p_all} distinct "
-                f"identities (P = per-rank batch {mini_batch_size} / NUM_INSTANCE {num_instance}, times "
-                f"{self._world_size} ranks). Lower SOLVER.IMS_PER_BATCH or raise DATALOADER.NUM_INSTANCE."
-            )
 
     @classmethod
     def from_dataset(cls, dataset, *, mini_batch_size, num_instance, set_weight=None, **kwargs):
