@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from fastreid.config import CfgNode
-from fastreid.data import build_reid_test_loader, build_reid_train_loader, build_train_set
+from fastreid.data import build_reid_test_loader, build_reid_train_loader, build_train_set, check_datasets
 from fastreid.data.transforms import build_transforms
 from fastreid.evaluation import ReidEvaluator, inference_on_dataset, print_csv_format
 from fastreid.modeling import build_model
@@ -65,6 +65,9 @@ class DefaultTrainer(TrainerBase):
     def __init__(self, cfg: CfgNode) -> None:
         super().__init__()
         data_loader = self.build_train_loader(cfg)
+        # Every dataset of the run, checked on every rank before any training: a broken test set would
+        # otherwise surface only at the first evaluation, epochs later.
+        check_datasets(cfg, train_set=data_loader.dataset)
         cfg = self.auto_num_classes(cfg, data_loader.dataset.num_classes)
         self.cfg = cfg
         if comm.is_main_process() and cfg.OUTPUT_DIR:
@@ -115,6 +118,9 @@ class DefaultTrainer(TrainerBase):
         resuming (fine-tuning) keeps a fresh optimizer and skips parameters of another shape, such as a
         classifier trained for another number of identities.
         """
+        if resume and not self.checkpointer.has_checkpoint():
+            logger.info("--resume: no checkpoint in %s (no last_checkpoint file) yet, so training starts from %s.",
+                        self.cfg.OUTPUT_DIR, self.cfg.MODEL.WEIGHTS or "scratch")
         checkpoint = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume)
         if resume and self.checkpointer.has_checkpoint():
             self.start_iter = checkpoint.get("iteration", -1) + 1
@@ -287,7 +293,7 @@ class DefaultTrainer(TrainerBase):
         if precise_bn is not None:
             result.append(precise_bn)
         result.append(hooks.EvalHook(cfg.TEST.EVAL_PERIOD, self._evaluate_and_keep))
-        if comm.is_main_process():
+        if comm.is_main_process() and cfg.DATASETS.TESTS:
             result.append(hooks.BestCheckpointer(self.checkpointer, f"{cfg.DATASETS.TESTS[0]}/metric"))
         result.append(
             hooks.PeriodicCheckpointer(
@@ -297,7 +303,16 @@ class DefaultTrainer(TrainerBase):
         return result
 
     def _evaluate_and_keep(self):
-        self._last_eval_results = self.test(self.cfg, self.model)
+        try:
+            self._last_eval_results = self.test(self.cfg, self.model)
+        except Exception:
+            # The evaluation runs before this epoch's checkpoint: write it first, so that no training is lost.
+            name = "model_final" if self.iter >= self.max_iter - 1 else f"model_{self.epoch:04d}"
+            logger.error("Evaluation failed at epoch %d (iteration %d); saving %s.pth first, so that --resume "
+                         "continues after this epoch and --eval-only can evaluate it once the test set is fixed.",
+                         self.epoch, self.iter, name)
+            self.checkpointer.save(name, iteration=self.iter, epoch=self.epoch)
+            raise
         return self._last_eval_results
 
     @classmethod
@@ -318,6 +333,9 @@ class DefaultTrainer(TrainerBase):
     def test_weights(cls, cfg: CfgNode) -> "OrderedDict[str, Dict]":
         """``--eval-only``: build the model without ImageNet initialisation, load MODEL.WEIGHTS (without the
         training-only classifier, which need not match MODEL.HEADS.NUM_CLASSES) and test it."""
+        if not cfg.MODEL.WEIGHTS:
+            raise ValueError("--eval-only evaluates the weights in MODEL.WEIGHTS, which is empty: add "
+                             "MODEL.WEIGHTS path/to/model_final.pth to the command line.")
         cfg = cfg.clone()
         cfg.defrost()
         cfg.MODEL.BACKBONE.PRETRAIN = False
