@@ -79,7 +79,7 @@ def load_model(cfg: CfgNode) -> nn.Module:
     """
     model = build_model(cfg)
     if cfg.MODEL.WEIGHTS:
-        load_inference_weights(model, cfg.MODEL.WEIGHTS)
+        load_inference_weights(model, cfg.MODEL.WEIGHTS, partial=cfg.MODEL.WEIGHTS_PARTIAL)
     else:
         logger.warning("MODEL.WEIGHTS is empty: the model keeps its randomly initialised weights")
     return model.eval()

@@ -135,6 +135,10 @@ _C.MODEL.LOSSES.COSFACE.SCALE = 1.0
 
 # Checkpoint file loaded into the whole model.
 _C.MODEL.WEIGHTS = ""
+# Load MODEL.WEIGHTS even when parts of the model other than the classifier do not match (they keep their
+# initialisation); False makes such a load (e.g. another architecture's weights) an error with a table of
+# what matched. A classifier of another width (fine-tuning on other identities) is accepted either way.
+_C.MODEL.WEIGHTS_PARTIAL = False
 
 # Per-channel pixel mean and std (0-255 scale) for input normalisation.
 _C.MODEL.PIXEL_MEAN = [0.485 * 255, 0.456 * 255, 0.406 * 255]

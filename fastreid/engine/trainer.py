@@ -85,6 +85,7 @@ class DefaultTrainer(TrainerBase):
         self.scheduler = self.build_lr_scheduler(cfg, optimizer, self.iters_per_epoch)
         self.checkpointer = Checkpointer(
             unwrap_model(model), cfg.OUTPUT_DIR, optimizer=optimizer, scheduler=self.scheduler, trainer=self,
+            partial=cfg.MODEL.WEIGHTS_PARTIAL,
             metadata={"config": cfg.dump(), "num_classes": cfg.MODEL.HEADS.NUM_CLASSES},
         )
         self.start_epoch = 0
@@ -341,7 +342,7 @@ class DefaultTrainer(TrainerBase):
         cfg.MODEL.BACKBONE.PRETRAIN = False
         cfg.freeze()
         model = cls.build_model(cfg)
-        load_inference_weights(model, cfg.MODEL.WEIGHTS)
+        load_inference_weights(model, cfg.MODEL.WEIGHTS, partial=cfg.MODEL.WEIGHTS_PARTIAL)
         return cls.test(cfg, model)
 
     @classmethod

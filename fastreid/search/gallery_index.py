@@ -20,12 +20,13 @@ import json
 import logging
 import math
 import os
+import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..evaluation.faiss_index import INDEX_KINDS, METRIC_TABLE, build_faiss_index, import_faiss
-from ..utils.file_io import atomic_write
+from ..utils.file_io import atomic_write, describe_file_start
 
 __all__ = ["GalleryIndex", "INDEX_KINDS", "METRICS"]
 
@@ -160,15 +161,70 @@ class GalleryIndex:
     def load(cls, folder: str) -> "GalleryIndex":
         """Reopens an index written by :meth:`save`.
 
+        Nothing in the folder can run code: the JSON files are parsed as data and checked, and
+        ``index.faiss`` is read by faiss only when its header is one of the index kinds fastreid builds.
+
         Raises:
             FileNotFoundError: naming the missing file.
+            ValueError: naming the file that is not what :meth:`save` writes (not JSON, wrong types, another
+                kind of index, damaged or truncated, or index and paths of different sizes).
         """
         for name in _FILES:
             if not os.path.isfile(os.path.join(folder, name)):
                 raise FileNotFoundError(f"{os.path.join(folder, name)} is missing; build the index first")
-        index = import_faiss().read_index(os.path.join(folder, "index.faiss"))
-        with open(os.path.join(folder, "paths.json")) as f:
-            paths = json.load(f)
-        with open(os.path.join(folder, "meta.json")) as f:
-            meta = json.load(f)
+        meta = _read_meta(os.path.join(folder, "meta.json"))
+        paths = _read_json(os.path.join(folder, "paths.json"))
+        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+            raise ValueError(f"{os.path.join(folder, 'paths.json')} is not a list of image paths "
+                             f"(found a {type(paths).__name__}); rebuild the index with tools/search.py index")
+        index = _read_index(os.path.join(folder, "index.faiss"), meta["kind"])
+        if index.d != meta["dim"]:
+            raise ValueError(f"{os.path.join(folder, 'index.faiss')} holds vectors of dimension {index.d} but "
+                             f"{os.path.join(folder, 'meta.json')} says {meta['dim']}; rebuild the index")
+        if index.ntotal != len(paths):
+            raise ValueError(f"The index in {folder} holds {index.ntotal} vectors but paths.json {len(paths)} "
+                             "paths; rebuild the index")
         return cls(index, paths, meta)
+
+
+# The header (fourcc) of each index kind as faiss writes it: what build_faiss_index makes, nothing else.
+_FOURCCS = {"flat": (b"IxFI", b"IxF2"), "ivf": (b"IwFl",), "hnsw": (b"IHNf",)}
+_REBUILD = "rebuild the index with tools/search.py index"
+
+
+def _read_json(path: str) -> Any:
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); {_REBUILD}") from None
+
+
+def _read_meta(path: str) -> Dict[str, Any]:
+    meta = _read_json(path)
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path} is not a JSON object (found a {type(meta).__name__}); {_REBUILD}")
+    if meta.get("kind") not in INDEX_KINDS:
+        raise ValueError(f"{path}: index kind {meta.get('kind')!r} is not one of {INDEX_KINDS}; {_REBUILD}")
+    if meta.get("metric") not in METRICS:
+        raise ValueError(f"{path}: metric {meta.get('metric')!r} is not one of {METRICS}; {_REBUILD}")
+    for key in ("dim", "nprobe", "ef_search"):
+        value = meta.get(key, 1)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{path}: {key} must be a positive integer, found {value!r}; {_REBUILD}")
+    return meta
+
+
+def _read_index(path: str, kind: str) -> Any:
+    with open(path, "rb") as f:
+        header = f.read(4)
+    if header not in _FOURCCS[kind]:
+        found = (f"a faiss index of another type, {header.decode()}" if re.fullmatch(rb"I[A-Za-z0-9]{3}", header)
+                 else describe_file_start(path))
+        raise ValueError(f"{path} is not a faiss index of kind {kind!r} as fastreid writes them ({found}); "
+                         f"{_REBUILD}")
+    try:
+        return import_faiss().read_index(path)
+    except RuntimeError as e:  # faiss checks sizes while reading and raises on any inconsistency
+        reason = str(e).strip().splitlines()[-1] if str(e).strip() else "unreadable"
+        raise ValueError(f"{path} is damaged or truncated (faiss: {reason}); {_REBUILD}") from None

@@ -93,19 +93,23 @@ def test_atomic_save_keeps_previous_checkpoint_on_crash(tmp_path, monkeypatch):
     assert torch.equal(fresh.backbone.weight, good["model"]["backbone.weight"])
 
 
-def test_shape_mismatch_is_skipped_with_a_table(tmp_path, caplog):
+def test_a_classifier_of_another_shape_is_skipped_with_one_info_line(tmp_path, caplog):
     src = _Net(num_classes=3)
     Checkpointer(src, str(tmp_path), save_to_disk=True).save("w")
     dst = _Net(num_classes=7)
     before = dst.classifier.weight.clone()
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.INFO):
         Checkpointer(dst, "").load(str(tmp_path / "w.pth"))
     assert torch.equal(dst.backbone.weight, src.backbone.weight)
     assert torch.equal(dst.classifier.weight, before)
-    text = caplog.text
-    assert "shape in checkpoint" in text and "classifier.weight" in text and "(3, 5)" in text and "(7, 5)" in text
-    assert "classifier.bias" in text and "(3,)" in text and "(7,)" in text
-    assert "missing key" not in text  # a key skipped for its shape is reported once, as a shape mismatch
+    # Fine-tuning on other identities (issue 11): one INFO line, no warning table.
+    assert _warnings(caplog) == []
+    lines = [r.getMessage() for r in caplog.records if "not loaded" in r.getMessage()]
+    assert len(lines) == 1 and "\n" not in lines[0]
+    text = lines[0]
+    assert "classifier.weight (3, 5) in checkpoint, (7, 5) in model" in text
+    assert "classifier.bias (3,) in checkpoint, (7,) in model" in text
+    assert "missing key" not in caplog.text  # a key skipped for its shape is reported once, as a shape mismatch
 
 
 def test_bare_state_dict_and_unexpected_keys(tmp_path, caplog):
@@ -166,8 +170,14 @@ def test_non_classifier_shape_mismatch_is_reported_once(tmp_path, caplog):
     src = _Net()
     sd = dict(src.state_dict(), **{"backbone.weight": torch.zeros(6, 4)})
     torch.save({"model": sd}, tmp_path / "w.pth")
-    for load in (lambda m: Checkpointer(m).load(str(tmp_path / "w.pth")),
-                 lambda m: load_inference_weights(m, str(tmp_path / "w.pth"), skip_prefixes=("classifier",))):
+    # Refused unless a partial load is asked for (issue 11).
+    with pytest.raises(ValueError, match="MODEL.WEIGHTS_PARTIAL"):
+        Checkpointer(_Net()).load(str(tmp_path / "w.pth"))
+    with pytest.raises(ValueError, match="MODEL.WEIGHTS_PARTIAL"):
+        load_inference_weights(_Net(), str(tmp_path / "w.pth"), skip_prefixes=("classifier",))
+    for load in (lambda m: Checkpointer(m, partial=True).load(str(tmp_path / "w.pth")),
+                 lambda m: load_inference_weights(m, str(tmp_path / "w.pth"), skip_prefixes=("classifier",),
+                                                  partial=True)):
         caplog.clear()
         dst = _Net()
         with caplog.at_level(logging.DEBUG):
@@ -196,7 +206,7 @@ def test_keys_of_a_shared_module_loaded_under_another_name_are_not_missing(tmp_p
     dst = _Shared()
     assert set(dst.state_dict()) >= {"head.weight", "backbone.weight"}
     with caplog.at_level(logging.WARNING):
-        Checkpointer(dst).load(str(tmp_path / "bb.pth"))
+        Checkpointer(dst, partial=True).load(str(tmp_path / "bb.pth"))
     assert torch.equal(dst.head.weight, src.backbone.weight)
     text = caplog.text
     assert "2 model key(s) not found" in text and "extra.weight" in text and "extra.bias" in text
@@ -205,7 +215,7 @@ def test_keys_of_a_shared_module_loaded_under_another_name_are_not_missing(tmp_p
     caplog.clear()
     torch.save({"extra." + k: v for k, v in _Shared().extra.state_dict().items()}, tmp_path / "ex.pth")
     with caplog.at_level(logging.WARNING):
-        Checkpointer(_Shared()).load(str(tmp_path / "ex.pth"))
+        Checkpointer(_Shared(), partial=True).load(str(tmp_path / "ex.pth"))
     # Loaded under neither name: both names are missing.
     assert all(k in caplog.text for k in ("head.weight", "head.bias", "backbone.weight", "backbone.bias"))
 
@@ -282,11 +292,13 @@ def test_inference_load_of_a_trained_model_is_silent_and_exact(tmp_path, caplog,
     with torch.no_grad():
         assert torch.equal(model(images), trained(images))
 
-    # The same file through a plain load still reports the classifier, once.
+    # The same file through a plain load still reports the classifier, once, as one INFO line (issue 11).
     caplog.clear()
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.INFO):
         Checkpointer(model).load(path)
-    assert len(_warnings(caplog)) == 1 and "shape in checkpoint" in caplog.text and "missing key" not in caplog.text
+    assert _warnings(caplog) == [] and "missing key" not in caplog.text
+    lines = [r.getMessage() for r in caplog.records if "Classifier not loaded" in r.getMessage()]
+    assert len(lines) == 1 and "classifier.weight" in lines[0]
 
 
 def test_inference_load_keeps_a_classifier_that_fits(tmp_path, caplog):
@@ -311,10 +323,13 @@ def test_inference_load_of_a_data_parallel_save_and_of_other_architectures(tmp_p
     assert _warnings(caplog) == []
     assert torch.equal(model.heads.bottleneck[0].running_var, trained.heads.bottleneck[0].running_var)
 
-    # Another architecture's tensors are still reported, and the classifier still is not.
+    # Another architecture's tensors are refused (issue 11); asked for, they are reported, and the classifier
+    # still is not.
     other = build_model(_reid_cfg(0, "MGN"))
-    with caplog.at_level(logging.WARNING):
+    with pytest.raises(ValueError, match="MODEL.WEIGHTS_PARTIAL"):
         load_inference_weights(other, path)
+    with caplog.at_level(logging.WARNING):
+        load_inference_weights(other, path, partial=True)
     assert _warnings(caplog) and "missing key" in caplog.text and "unexpected key" in caplog.text
     assert "classifier" not in caplog.text
     assert INFERENCE_SKIP_PREFIXES == ("heads.classifier", "heads.*.classifier")
