@@ -86,7 +86,10 @@ def run_index(args: argparse.Namespace) -> GalleryIndex:
 def run_query(args: argparse.Namespace) -> List[dict]:
     index = GalleryIndex.load(args.index_dir)
     meta = index.meta
-    cfg = load_inference_config(args.config_file or meta["config_file"], args.weights or meta["weights"],
+    if not args.config_file and "config_file" not in meta:
+        raise ValueError(f"{os.path.join(args.index_dir, 'meta.json')} does not say which model built the index "
+                         "(no config_file): pass --config-file and --weights of that model.")
+    cfg = load_inference_config(args.config_file or meta["config_file"], args.weights or meta.get("weights", ""),
                                 list(meta.get("opts", [])) + config_overrides(args))
     if cfg.TEST.METRIC != meta["metric"]:
         raise ValueError(f"The index was built for TEST.METRIC {meta['metric']}, the query config has "

@@ -13,6 +13,7 @@ import torch
 from tabulate import tabulate
 from torch import nn
 
+from fastreid.utils.checkpoint import read_checkpoint
 from fastreid.utils.file_io import PathManager
 
 __all__ = [
@@ -152,8 +153,7 @@ def load_pretrained_weights(
     """
     source = checkpoint if isinstance(checkpoint, str) else "a state_dict"
     if isinstance(checkpoint, str):
-        with PathManager.open(checkpoint, "rb") as f:
-            checkpoint = torch.load(f, map_location="cpu", weights_only=True)
+        checkpoint = read_checkpoint(PathManager.get_local_path(checkpoint))
     state = extract_state_dict(checkpoint)
     own = module.state_dict()
     mismatch = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
