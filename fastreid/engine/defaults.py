@@ -45,6 +45,10 @@ def default_argument_parser(description: Optional[str] = None) -> argparse.Argum
         default="auto",
         help="URL of the rendezvous, e.g. tcp://10.0.0.1:29500; 'auto' picks a free local port (one machine only)",
     )
+    parser.add_argument(
+        "--dist-timeout", type=float, default=None, metavar="SECONDS",
+        help="longest wait of a rank in one collective before the job fails (default 600 = 10 minutes)",
+    )
     return parser
 
 

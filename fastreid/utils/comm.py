@@ -129,7 +129,12 @@ def is_main_process() -> bool:
 
 
 def synchronize() -> None:
-    """Barrier across all processes; a no-op without distributed training."""
+    """Barrier across all processes; a no-op without distributed training.
+
+    Like every collective here it raises, rather than waits on, when another rank's process has died (its
+    connections close), and after the process group's timeout when a rank never arrives (set by
+    :func:`fastreid.engine.launch`; 10 minutes by default).
+    """
     if get_world_size() == 1:
         return
     if dist.get_backend() == dist.Backend.NCCL:

@@ -1,11 +1,19 @@
+import argparse
+import ctypes
+import importlib
 import json
+import os
+import signal
+import sys
+from datetime import timedelta
 
 import pytest
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from fastreid.engine.launch import launch
+from fastreid.engine import default_argument_parser
+from fastreid.engine.launch import DEFAULT_TIMEOUT, RENDEZVOUS_TIMEOUT, _die_with_parent, launch, launch_from_args
 from fastreid.utils import comm
 
 
@@ -82,3 +90,38 @@ def test_single_process_calls_directly_and_auto_url_needs_one_machine():
         launch(seen.append, 2, num_machines=2, machine_rank=0, dist_url="auto")
     with pytest.raises(ValueError, match="dist_url"):
         launch(seen.append, 2, dist_url=None)
+
+
+def test_collective_timeout_is_well_under_torchs_30_minutes():
+    assert DEFAULT_TIMEOUT <= timedelta(minutes=10) < timedelta(minutes=30)
+    assert RENDEZVOUS_TIMEOUT >= DEFAULT_TIMEOUT
+
+
+def test_launch_from_args_takes_the_dist_timeout(monkeypatch):
+    calls = []
+    # fastreid.engine re-exports the function launch, which hides the module of the same name.
+    module = importlib.import_module("fastreid.engine.launch")
+    monkeypatch.setattr(module, "launch", lambda *a, **k: calls.append(k["timeout"]))
+    args = argparse.Namespace(num_gpus=2, num_machines=1, machine_rank=0, dist_url="auto")
+    launch_from_args(print, args)
+    launch_from_args(print, argparse.Namespace(**vars(args), dist_timeout=90))
+    launch_from_args(print, default_argument_parser().parse_args(["--num-gpus", "2", "--dist-timeout", "45"]))
+    assert calls == [DEFAULT_TIMEOUT, timedelta(seconds=90), timedelta(seconds=45)]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux-only")
+def test_a_spawned_rank_asks_to_die_with_its_parent():
+    libc = ctypes.CDLL(None, use_errno=True)
+    PR_SET_PDEATHSIG, PR_GET_PDEATHSIG = 1, 2
+    signum = ctypes.c_int()
+    try:
+        _die_with_parent(os.getppid())
+        assert libc.prctl(PR_GET_PDEATHSIG, ctypes.byref(signum), 0, 0, 0) == 0
+        assert signum.value == signal.SIGKILL  # torch's spawn asks for SIGINT, which background jobs ignore
+    finally:
+        libc.prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0)
+
+
+def test_a_rank_whose_launcher_already_exited_stops():
+    with pytest.raises(SystemExit, match="exited before this rank started"):
+        _die_with_parent(os.getppid() + 1)
