@@ -11,12 +11,15 @@ torch.set_num_threads(1)
 
 @pytest.fixture(autouse=True)
 def _fastreid_logs_reach_caplog():
-    """``setup_logger`` stops propagation of the 'fastreid' logger; undo that so every test's caplog sees logs."""
+    """``setup_logger`` stops propagation of the 'fastreid' logger and sets it to DEBUG; undo both for each test,
+    so every test's caplog sees the logs, at the levels it asks for, whatever tests ran before."""
     root = logging.getLogger("fastreid")
-    before = root.propagate
+    before = root.propagate, root.level
     root.propagate = True
+    root.setLevel(logging.NOTSET)
     yield
-    root.propagate = before
+    root.propagate, _ = before
+    root.setLevel(before[1])
 
 
 

@@ -31,6 +31,7 @@ from tabulate import tabulate
 from torch import nn
 
 from . import comm
+from .checkpoint_layouts import to_fastreid_layout
 from .file_io import PYTORCH_ARCHIVE, PathManager, atomic_write, describe_file_start, remove_stale_temporaries
 from .weights_fit import (CLASSIFIER_PREFIXES, IncompatibleKeys, drop_unfit, fit_table, in_modules,
                           incompatible_keys_once, judge_fit, unfit_examples, weight_keys)
@@ -453,7 +454,10 @@ class Checkpointer(fvcore_checkpoint.Checkpointer):
                 f"{f} holds a {type(checkpoint).__name__}, not a dict; fastreid checkpoints are dicts "
                 "with a 'model' state dict (save weights with model.state_dict(), not the module)."
             )
-        if "model" not in checkpoint:
+        checkpoint, layout = to_fastreid_layout(checkpoint, set(self.model.state_dict()))
+        if layout is not None:
+            self.logger.info("Read %s as a %s checkpoint.", f, layout)
+        elif "model" not in checkpoint:
             # A bare state dict, e.g. converted pretrained weights.
             checkpoint = {"model": checkpoint}
         return checkpoint
@@ -490,6 +494,14 @@ class Checkpointer(fvcore_checkpoint.Checkpointer):
             )
 
 
+# Plain numpy numbers (torchreid stores its rank-1 as one) rebuilt from their dtype and bytes: data, not code.
+# The second spelling is numpy 1.x's module path, found in files pickled with it.
+_NUMPY_SCALAR_GLOBALS = [
+    np._core.multiarray.scalar, np.dtype, type(np.dtype(np.float32)), type(np.dtype(np.float64)),
+    (np._core.multiarray.scalar, "numpy.core.multiarray.scalar"),
+]
+
+
 def read_checkpoint(path: str, *, weights_only: bool = True) -> Any:
     """``torch.load`` of a local file onto the CPU, failing with an error that says what the file is.
 
@@ -511,7 +523,8 @@ def read_checkpoint(path: str, *, weights_only: bool = True) -> Any:
             # Raised for any pickle of protocol > 2, asking to file a torch issue; the load fails or works
             # regardless.
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            return torch.load(path, map_location=torch.device("cpu"), weights_only=weights_only)
+            with torch.serialization.safe_globals(_NUMPY_SCALAR_GLOBALS):
+                return torch.load(path, map_location=torch.device("cpu"), weights_only=weights_only)
     except Exception as e:  # noqa: BLE001 - torch raises many types on foreign bytes
         # torch's own text may advise weights_only=False, which would let the file run code: never shown.
         cause = None if any(advice in str(e) for advice in _UNSAFE_ADVICE) else e
