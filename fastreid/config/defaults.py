@@ -56,6 +56,13 @@ _C.MODEL.BACKBONE.WITH_IBN = False
 _C.MODEL.BACKBONE.WITH_SE = False
 # Use non-local blocks.
 _C.MODEL.BACKBONE.WITH_NL = False
+# Inner width (channels) of each non-local block: 1 as fast-reid and AGW build them (their checkpoints need it);
+# 0 = half the block's input channels, as in Wang et al. 2018.
+_C.MODEL.BACKBONE.NL_INTER_CHANNELS = 1
+# Max pool of the ResNet stem (build_resnet_backbone), 3x3 stride 2: "ceil" = no padding, ceil mode, as
+# fast-reid's ResNet (its checkpoints need it); "padded" = padding 1, as torchvision's and torchreid's ResNet.
+# ResNeXt and ResNeSt always use "padded", as fast-reid builds them.
+_C.MODEL.BACKBONE.STEM_POOL = "ceil"
 # Initialise from ImageNet-pretrained weights.
 _C.MODEL.BACKBONE.PRETRAIN = True
 # Local file of pretrained weights ("" = look in the torch hub cache).
@@ -81,7 +88,8 @@ _C.MODEL.HEADS.NAME = "EmbeddingHead"
 _C.MODEL.HEADS.NORM = "BN"
 # Number of identities; 0 = taken from the training set.
 _C.MODEL.HEADS.NUM_CLASSES = 0
-# Embedding dimension of the optional 1x1 reduction; 0 = no reduction.
+# Embedding dimension of the optional 1x1 reduction (TorchreidHead: width of the fc layer after the pooling);
+# 0 = no reduction.
 _C.MODEL.HEADS.EMBEDDING_DIM = 0
 # Use a BNNeck before the classifier.
 _C.MODEL.HEADS.WITH_BNNECK = True

@@ -38,12 +38,14 @@ class NonLocal(nn.Module):
     Args:
         in_channels: C of the B×C×H×W input.
         norm: norm name for the output projection (see :func:`get_norm`).
-        reduc_ratio: ratio of C to the inner embedding width.
+        inter_channels: inner embedding width; 0 uses ``in_channels // 2`` (Wang et al.). fast-reid and the
+            AGW code build their blocks with width 1 (``reduc_ratio // reduc_ratio``), which their checkpoints
+            need.
     """
 
-    def __init__(self, in_channels: int, norm: str = "BN", reduc_ratio: int = 2) -> None:
+    def __init__(self, in_channels: int, norm: str = "BN", inter_channels: int = 0) -> None:
         super().__init__()
-        inter = in_channels // reduc_ratio
+        inter = inter_channels if inter_channels > 0 else in_channels // 2
         self.g = nn.Conv2d(in_channels, inter, 1)
         self.theta = nn.Conv2d(in_channels, inter, 1)
         self.phi = nn.Conv2d(in_channels, inter, 1)

@@ -7,6 +7,7 @@ from .backbones import BACKBONE_REGISTRY, build_backbone
 from .heads import REID_HEADS_REGISTRY, build_heads
 from .losses import LOSS_REGISTRY, build_losses
 from .meta_arch import META_ARCH_REGISTRY, build_model
+from . import layouts  # noqa: F401 - registers fast-reid's and torchreid's checkpoint layouts
 
 __all__ = [
     "BACKBONE_REGISTRY",

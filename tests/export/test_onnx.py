@@ -32,6 +32,9 @@ FAMILIES = [
         [
             "MODEL.BACKBONE.NAME", "build_resnext_backbone", "MODEL.BACKBONE.WITH_IBN", "True",
             "MODEL.BACKBONE.WITH_NL", "True", "MODEL.HEADS.POOL_LAYER", "GeneralizedMeanPooling",
+            # Wide blocks: with fast-reid's one inner channel, random weights' cubic non-local products
+            # overflow float32 through stage 3's three blocks (trained blocks start as identities).
+            "MODEL.BACKBONE.NL_INTER_CHANNELS", "0",
         ],
         2048,
     ),

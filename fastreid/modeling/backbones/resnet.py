@@ -51,10 +51,11 @@ class BasicBlock(nn.Module):
         radix: int = 0,
         avd: bool = False,
         is_first: bool = False,
+        dilation: int = 1,
     ) -> None:
         super().__init__()
-        if groups != 1 or base_width != 64 or radix:
-            raise ValueError("BasicBlock supports neither groups, width_per_group nor split attention")
+        if groups != 1 or base_width != 64 or radix or dilation != 1:
+            raise ValueError("BasicBlock supports neither groups, width_per_group, split attention nor dilation")
         self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
         self.bn1 = IBN(planes, norm) if with_ibn else get_norm(norm, planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
@@ -86,6 +87,7 @@ class Bottleneck(nn.Module):
         radix: split-attention radix; 0 uses a plain (grouped) 3×3 convolution.
         avd: ResNeSt's average-pool downsampling after the 3×3 convolution.
         is_first: first block of a stage other than the first (ResNeSt applies ``avd`` there).
+        dilation: dilation (and padding) of the 3×3 convolution.
     """
 
     expansion = 4
@@ -105,6 +107,7 @@ class Bottleneck(nn.Module):
         radix: int = 0,
         avd: bool = False,
         is_first: bool = False,
+        dilation: int = 1,
     ) -> None:
         super().__init__()
         width = int(planes * (base_width / 64.0)) * groups
@@ -113,10 +116,12 @@ class Bottleneck(nn.Module):
         use_avd = avd and (stride > 1 or is_first)
         conv_stride = 1 if use_avd else stride
         if radix > 0:
-            self.conv2 = SplAtConv2d(width, width, 3, conv_stride, 1, groups=groups, radix=radix, norm=norm)
+            self.conv2 = SplAtConv2d(
+                width, width, 3, conv_stride, dilation, dilation, groups=groups, radix=radix, norm=norm
+            )
             self.bn2 = nn.Identity()  # the split-attention conv normalises internally
         else:
-            self.conv2 = nn.Conv2d(width, width, 3, conv_stride, 1, groups=groups, bias=False)
+            self.conv2 = nn.Conv2d(width, width, 3, conv_stride, dilation, dilation, groups=groups, bias=False)
             self.bn2 = get_norm(norm, width)
         self.avd_layer = nn.AvgPool2d(3, stride, padding=1) if use_avd else nn.Identity()
         self.conv3 = nn.Conv2d(width, planes * self.expansion, 1, bias=False)
@@ -147,6 +152,13 @@ class ResNet(nn.Module):
         groups, width_per_group, radix, avd: see :class:`Bottleneck`.
         deep_stem: three 3×3 convolutions (width ``stem_width``, ``2 * stem_width``) instead of one 7×7.
         avg_down: downsample shortcuts by average pooling then a stride-1 1×1 convolution.
+        stem_pool: the stem's 3×3 stride-2 max pool: "padded" (padding 1, as torchvision) or "ceil" (no padding,
+            ceil mode, as fast-reid's ResNet; same output size at even input sizes, windows one pixel apart).
+        ibn_stages: how many stages, from the first, use IBN-a when ``with_ibn`` (3 as IBN-Net's ResNet, 4 as
+            fast-reid's ResNeXt).
+        dilate_last: with ``last_stride`` 1, dilate the 3×3 convolutions of stage 4 after its first block by 2
+            (ResNeSt's way of keeping the receptive field).
+        nl_inter_channels: inner width of the non-local blocks (see :class:`fastreid.layers.NonLocal`).
 
     Attributes:
         out_channels (int): channels of the output map.
@@ -169,6 +181,10 @@ class ResNet(nn.Module):
         deep_stem: bool = False,
         stem_width: int = 32,
         avg_down: bool = False,
+        stem_pool: str = "padded",
+        ibn_stages: int = 3,
+        dilate_last: bool = False,
+        nl_inter_channels: int = 0,
     ) -> None:
         super().__init__()
         self._block = block
@@ -193,13 +209,20 @@ class ResNet(nn.Module):
             self.inplanes = 64
         self.bn1 = get_norm(norm, self.inplanes)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.maxpool = _stem_pool(stem_pool)
         strides = (1, 2, 2, last_stride)
+        dilations = (1, 1, 1, 2 if dilate_last and last_stride == 1 else 1)
         for i, (planes, num_blocks, stride) in enumerate(zip((64, 128, 256, 512), layers, strides)):
-            stage = self.make_stage(planes, num_blocks, stride, with_ibn=with_ibn and i < 3, is_first=i > 0)
+            stage = self.make_stage(
+                planes, num_blocks, stride, with_ibn=with_ibn and i < ibn_stages, is_first=i > 0,
+                dilation=dilations[i],
+            )
             self.add_module(f"layer{i + 1}", stage)
             nl_channels = planes * block.expansion
-            self.add_module(f"NL_{i + 1}", nn.ModuleList(NonLocal(nl_channels, norm) for _ in range(nl_layers[i])))
+            self.add_module(
+                f"NL_{i + 1}",
+                nn.ModuleList(NonLocal(nl_channels, norm, nl_inter_channels) for _ in range(nl_layers[i])),
+            )
         # Block indices after which each stage's non-local blocks run (the last ones of the stage).
         self._nl_after: List[List[int]] = [
             sorted(num_blocks - 1 - j for j in range(n)) for num_blocks, n in zip(layers, nl_layers)
@@ -207,8 +230,11 @@ class ResNet(nn.Module):
         self.out_channels = 512 * block.expansion
         self._init_weights()
 
-    def make_stage(self, planes: int, num_blocks: int, stride: int, with_ibn: bool, is_first: bool) -> nn.Sequential:
-        """Build one stage of ``num_blocks`` blocks starting from the current ``self.inplanes`` channels."""
+    def make_stage(
+        self, planes: int, num_blocks: int, stride: int, with_ibn: bool, is_first: bool, dilation: int = 1
+    ) -> nn.Sequential:
+        """Build one stage of ``num_blocks`` blocks starting from the current ``self.inplanes`` channels; blocks
+        after the first use ``dilation``."""
         out = planes * self._block.expansion
         downsample = None
         if stride != 1 or self.inplanes != out:
@@ -229,7 +255,8 @@ class ResNet(nn.Module):
         ]
         self.inplanes = out
         blocks += [
-            self._block(self.inplanes, planes, with_ibn=with_ibn, **self._block_kwargs) for _ in range(1, num_blocks)
+            self._block(self.inplanes, planes, with_ibn=with_ibn, dilation=dilation, **self._block_kwargs)
+            for _ in range(1, num_blocks)
         ]
         return nn.Sequential(*blocks)
 
@@ -255,6 +282,14 @@ class ResNet(nn.Module):
                     x = nls[k](x)
                     k += 1
         return x
+
+
+def _stem_pool(kind: str) -> nn.MaxPool2d:
+    if kind == "ceil":
+        return nn.MaxPool2d(3, 2, 0, ceil_mode=True)
+    if kind == "padded":
+        return nn.MaxPool2d(3, 2, 1)
+    raise ValueError(f"MODEL.BACKBONE.STEM_POOL must be 'ceil' or 'padded', got {kind!r}")
 
 
 _BLOCKS_PER_DEPTH: Dict[int, Sequence[int]] = {
@@ -287,18 +322,30 @@ def parse_depth(depth: str, allowed: Sequence[int]) -> int:
     return int(value)
 
 
-def build_resnet_family(cfg, depth: int, file_names: Sequence[str], **arch) -> ResNet:
+def build_resnet_family(
+    cfg,
+    depth: int,
+    file_names: Sequence[str],
+    *,
+    with_nl: Optional[bool] = None,
+    nl_per_depth: Optional[Dict[int, Sequence[int]]] = None,
+    **arch,
+) -> ResNet:
     """Build a ResNet-family network from the common MODEL.BACKBONE keys plus ``arch`` options.
 
     Args:
-        cfg: the config (reads LAST_STRIDE, NORM, WITH_IBN, WITH_SE, WITH_NL, PRETRAIN, PRETRAIN_PATH).
+        cfg: the config (reads LAST_STRIDE, NORM, WITH_IBN, WITH_SE, WITH_NL, NL_INTER_CHANNELS, PRETRAIN,
+            PRETRAIN_PATH).
         depth: an int depth key of the per-depth tables.
         file_names: hub-cache names of the ImageNet weights (see :func:`init_pretrained`).
+        with_nl: overrides WITH_NL (for architectures that have no non-local blocks).
+        nl_per_depth: non-local blocks per stage by depth, where they differ from ResNet's.
         arch: extra :class:`ResNet` keyword arguments (groups, radix, deep_stem, ...).
     """
     bb = cfg.MODEL.BACKBONE
-    nl_layers = _NL_PER_DEPTH[depth] if bb.WITH_NL else (0, 0, 0, 0)
-    if bb.WITH_NL and not any(nl_layers):
+    with_nl = bb.WITH_NL if with_nl is None else with_nl
+    nl_layers = {**_NL_PER_DEPTH, **(nl_per_depth or {})}[depth] if with_nl else (0, 0, 0, 0)
+    if with_nl and not any(nl_layers):
         logger.warning("WITH_NL has no effect at depth %dx: fast-reid places no non-local blocks there", depth)
     model = ResNet(
         BasicBlock if depth < 50 else Bottleneck,
@@ -308,6 +355,7 @@ def build_resnet_family(cfg, depth: int, file_names: Sequence[str], **arch) -> R
         with_ibn=bb.WITH_IBN,
         with_se=bb.WITH_SE,
         nl_layers=nl_layers,
+        nl_inter_channels=bb.NL_INTER_CHANNELS,
         **arch,
     )
     init_pretrained(model, bb.PRETRAIN, bb.PRETRAIN_PATH, file_names)
@@ -333,7 +381,8 @@ _RESNET_IBN_FILES = {
 
 @BACKBONE_REGISTRY.register()
 def build_resnet_backbone(cfg) -> ResNet:
-    """ResNet-18/34/50/101/152 (MODEL.BACKBONE.DEPTH "18x" … "152x") with IBN-a, SE and non-local options."""
+    """ResNet-18/34/50/101/152 (MODEL.BACKBONE.DEPTH "18x" … "152x") with IBN-a, SE and non-local options;
+    MODEL.BACKBONE.STEM_POOL picks fast-reid's or torchvision's stem max pool."""
     depth = parse_depth(cfg.MODEL.BACKBONE.DEPTH, sorted(_RESNET_FILES))
     files = _RESNET_IBN_FILES if cfg.MODEL.BACKBONE.WITH_IBN else _RESNET_FILES
-    return build_resnet_family(cfg, depth, [files[depth]])
+    return build_resnet_family(cfg, depth, [files[depth]], stem_pool=cfg.MODEL.BACKBONE.STEM_POOL)

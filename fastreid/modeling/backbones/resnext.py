@@ -15,6 +15,13 @@ def build_resnext_backbone(cfg) -> ResNet:
     depth = parse_depth(cfg.MODEL.BACKBONE.DEPTH, (50, 101, 152))
     arch = f"resnext{depth}_ibn_a" if cfg.MODEL.BACKBONE.WITH_IBN else f"resnext{depth}_32x4d"
     known = {"resnext101_ibn_a": "resnext101_ibn_a-6ace051d.pth", "resnext50_32x4d": "resnext50_32x4d-7cdf4587.pth"}
+    # IBN-a in all four stages, as fast-reid builds its ResNeXt (its checkpoints need that layout).
     return build_resnet_family(
-        cfg, depth, [known.get(arch, f"{arch}.pth")], groups=_CARDINALITY, width_per_group=_WIDTH_PER_GROUP
+        cfg,
+        depth,
+        [known.get(arch, f"{arch}.pth")],
+        groups=_CARDINALITY,
+        width_per_group=_WIDTH_PER_GROUP,
+        ibn_stages=4,
+        nl_per_depth={101: (0, 2, 3, 0)},  # fast-reid's ResNeXt-101 has 3 non-local blocks in stage 3, not 9
     )

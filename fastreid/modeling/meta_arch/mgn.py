@@ -110,7 +110,13 @@ class MGN(ReIDMetaArch):
             if parts > 1:
                 if fmap.size(2) < parts:
                     raise ValueError(f"Feature map height {fmap.size(2)} is too small for {parts} stripes")
-                for j, stripe in enumerate(torch.tensor_split(fmap, parts, dim=2), 1):
+                # torch.chunk as fast-reid: stripes of ceil(h / parts) rows, the last one shorter when h is not
+                # a multiple (its checkpoints' features depend on it). For a few heights (e.g. 4 rows in 3) chunk
+                # returns fewer stripes and fast-reid fails; there, near-equal stripes (tensor_split) instead.
+                stripes = torch.chunk(fmap, parts, dim=2)
+                if len(stripes) != parts:
+                    stripes = torch.tensor_split(fmap, parts, dim=2)
+                for j, stripe in enumerate(stripes, 1):
                     maps[f"{name}{j}"] = stripe
         return maps
 

@@ -1,0 +1,82 @@
+"""Reading torchreid (deep-person-reid) checkpoints as fastreid checkpoints.
+
+torchreid's engine saves ``model.pth.tar-N`` as ``{"state_dict", "epoch", "rank1", "optimizer",
+"scheduler"}``, its model zoo files are bare state dicts, and models trained under ``DataParallel`` prefix every
+key with ``module.``. Its key names are those of one flat module (``conv1.weight``, ``layer4.2.bn3.bias``,
+``fc.0.weight``, ``classifier.weight``); fastreid's models hold the same modules under ``backbone.`` and
+``heads.`` (:class:`fastreid.modeling.heads.TorchreidHead`), so each key is mapped onto the key of the model being
+loaded that it names.
+"""
+import logging
+from typing import Any, Dict, Mapping, Optional, Set
+
+import torch
+
+from fastreid.utils.checkpoint_layouts import CHECKPOINT_LAYOUT_REGISTRY
+
+__all__ = ["torchreid"]
+
+logger = logging.getLogger(__name__)
+
+# Where fastreid's meta-architectures keep the modules that torchreid's models hold at the top level.
+_PREFIXES = ("backbone.", "heads.")
+# Entries of torchreid's file that are not weights; they are kept, renamed, as metadata only (the epoch count
+# is not fastreid's iteration or 0-based epoch, so it must not be read as either when resuming).
+_METADATA = {"epoch": "torchreid_epoch", "rank1": "torchreid_rank1"}
+
+
+def _strip_module(state_dict: Mapping[str, Any]) -> Dict[str, Any]:
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state_dict.items()}
+
+
+def _is_torchreid_state_dict(state_dict: Any) -> bool:
+    """A dict of tensors with a top-level ``classifier`` and none of fastreid's module prefixes."""
+    if not isinstance(state_dict, Mapping) or not state_dict:
+        return False
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()):
+        return False
+    keys = _strip_module(state_dict)
+    return "classifier.weight" in keys and not any(k.startswith(_PREFIXES) for k in keys)
+
+
+def _model_key(key: str, model_keys: Set[str]) -> str:
+    """The key of the model that torchreid's ``key`` names (unchanged when none does: reported as unused)."""
+    if key in model_keys:
+        return key
+    return next((p + key for p in _PREFIXES if p + key in model_keys), key)
+
+
+@CHECKPOINT_LAYOUT_REGISTRY.register()
+def torchreid(checkpoint: Dict[str, Any], model_keys: Set[str]) -> Optional[Dict[str, Any]]:
+    """torchreid's checkpoint ``{"state_dict": ..., "epoch": ..., ...}`` or bare state dict, in fastreid's layout.
+
+    Args:
+        checkpoint: a loaded file.
+        model_keys: state-dict keys of the fastreid model being loaded.
+
+    Returns:
+        ``None`` when the file is not torchreid's (any file with a ``"model"`` entry, as fastreid writes, or
+        whose weights are not named as torchreid names them); else ``{"model": state dict with the model's key
+        names, "torchreid_epoch": N, "torchreid_rank1": r}`` (metadata when the file has it). torchreid's
+        optimizer and scheduler states do not fit fastreid's and are dropped, with one INFO line.
+    """
+    if "model" in checkpoint:
+        return None
+    wrapped = "state_dict" in checkpoint
+    state_dict = checkpoint["state_dict"] if wrapped else checkpoint
+    if not _is_torchreid_state_dict(state_dict):
+        return None
+    converted: Dict[str, Any] = {
+        "model": {_model_key(k, model_keys): v for k, v in _strip_module(state_dict).items()}
+    }
+    if not wrapped:
+        return converted
+    for key, name in _METADATA.items():
+        if key in checkpoint:
+            value = checkpoint[key]
+            converted[name] = value.item() if hasattr(value, "item") else value
+    dropped = sorted(k for k in checkpoint if k != "state_dict" and k not in _METADATA)
+    if dropped:
+        logger.info("torchreid checkpoint: %s not loaded (fastreid's optimizer and schedule start afresh)",
+                    ", ".join(dropped))
+    return converted
