@@ -6,6 +6,7 @@ Every piece is built by an overridable method (``build_model``, ``build_optimize
 """
 import logging
 import os
+import warnings
 from collections import OrderedDict
 from typing import Any, Dict, List, Mapping, Optional
 
@@ -115,7 +116,9 @@ class DefaultTrainer(TrainerBase):
         """Resume from OUTPUT_DIR's ``last_checkpoint`` when ``resume`` and one exists, else load MODEL.WEIGHTS.
 
         Resuming restores model, optimizer, schedule, grad scaler, hook state (best metric), RNG state and the
-        data loader's position, so training continues as if never interrupted. Loading weights without
+        data loader's position, so training continues as if never interrupted. A fast-reid checkpoint (which
+        records only the epoch it completed) resumes at the next epoch with its weights and classifier, the
+        learning-rate schedule moved to that point, and a fresh optimizer state. Loading weights without
         resuming (fine-tuning) keeps a fresh optimizer and skips parameters of another shape, such as a
         classifier trained for another number of identities.
         """
@@ -124,9 +127,20 @@ class DefaultTrainer(TrainerBase):
                         self.cfg.OUTPUT_DIR, self.cfg.MODEL.WEIGHTS or "scratch")
         checkpoint = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume)
         if resume and self.checkpointer.has_checkpoint():
-            self.start_iter = checkpoint.get("iteration", -1) + 1
+            if "iteration" not in checkpoint and "fast_reid_epoch" in checkpoint:
+                self.start_iter = (int(checkpoint["fast_reid_epoch"]) + 1) * self.iters_per_epoch
+                self._advance_schedule(self.start_iter)
+            else:
+                self.start_iter = checkpoint.get("iteration", -1) + 1
             self.start_epoch = self.start_iter // self.iters_per_epoch
             logger.info("Resuming at epoch %d, iteration %d", self.start_epoch, self.start_iter)
+
+    def _advance_schedule(self, iterations: int) -> None:
+        # The checkpoint holds no schedule state of ours: step it as the skipped iterations would have.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
+            for _ in range(iterations):
+                self.scheduler.step()
 
     def train(self) -> Optional[Mapping[str, Any]]:
         """Train from ``start_epoch`` to SOLVER.MAX_EPOCH; return the last evaluation results (main process)."""
