@@ -4,8 +4,9 @@ CUHK01, VIPeR, iLIDS and PRID have no fixed train/test split: ``split_id`` seeds
 identity split (the protocol of torchreid), the same on every machine. GRID uses its official partitions
 when their file is present (else the same random split). Query images come from the first camera of a test
 id (GRID: its probe folder) and gallery images from the other; GRID's and PRID's gallery-only identities
-(GRID's pid 0 distractors, PRID's cam_b ids above 200) stay in the gallery. SenseReID is test-only and
-CUHK-SYSU train-only.
+(GRID's pid 0 distractors, PRID's cam_b ids above 200) stay in the gallery and, like junk ids, out of the
+training set that ``combineall`` builds (as torchreid documents). SenseReID is test-only and CUHK-SYSU
+train-only.
 """
 import logging
 import os
@@ -30,7 +31,11 @@ def split_ids(pids: Sequence[int], split_id: int, num_train: int = -1) -> Tuple[
 
 
 class SplitDataset(ImageDataset):
-    """Base of sets with a random split: subclasses return all records from :meth:`load`."""
+    """Base of sets with a random split: subclasses return all records from :meth:`load`.
+
+    The ids of the gallery-only records that :meth:`load` returns are junk for ``combineall``: they stay out of
+    the training set.
+    """
 
     dataset_dirs: Tuple[str, ...] = ()
 
@@ -41,6 +46,8 @@ class SplitDataset(ImageDataset):
         train = [r for r in records if r[1] in train_ids]
         query = [r for r in records if r[1] in test_ids and self.is_query(r)]
         gallery = [r for r in records if r[1] in test_ids and not self.is_query(r)] + gallery_only
+        # Gallery-only ids are distractors, not identities to learn: combineall leaves them out like junk ids.
+        self._junk_pids = (*type(self)._junk_pids, *sorted({r[1] for r in gallery_only}))
         super().__init__(train, query, gallery, **kwargs)
 
     @classmethod
@@ -103,6 +110,7 @@ class GRID(SplitDataset):
     """
 
     dataset_dirs = ("grid",)
+    _junk_pids = (0,)
     partitions_file = os.path.join("underground_reid", "features_and_partitions.mat")
 
     def load(self):
