@@ -7,7 +7,7 @@ first ``start`` indices of this rank's stream. A trainer resuming after ``it`` i
 uninterrupted run would have produced.
 """
 import itertools
-from typing import Dict, Iterator, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 from torch.utils.data import Sampler
@@ -65,6 +65,25 @@ class InfiniteSampler(Sampler):
 
     def __iter__(self) -> Iterator[int]:
         yield from itertools.islice(self._rank_stream(), self._start, None)
+
+
+class GlobalBatchSampler(InfiniteSampler):
+    """Base of samplers that draw whole global batches (every rank's samples together) and give each rank its
+    slice, so that the ranks' batches together follow the sampler's rule.
+
+    Subclasses set ``self._mini`` (the per-rank batch size) and implement :meth:`_global_batches`, an endless
+    iterator of global batches (lists of ``world_size * _mini`` indices) drawn from ``rng``.
+    """
+
+    _mini: int
+
+    def _global_batches(self, rng: np.random.Generator) -> Iterator[List[int]]:
+        raise NotImplementedError
+
+    def _rank_stream(self) -> Iterator[int]:
+        lo = self._rank * self._mini
+        for batch in self._global_batches(np.random.default_rng(self._seed)):
+            yield from batch[lo : lo + self._mini]
 
 
 class TrainingSampler(InfiniteSampler):

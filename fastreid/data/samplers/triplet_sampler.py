@@ -8,7 +8,7 @@ from typing import Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
-from .data_sampler import InfiniteSampler
+from .data_sampler import GlobalBatchSampler
 
 
 def _index_by(labels: Sequence[int]) -> Dict[int, List[int]]:
@@ -79,7 +79,7 @@ def identity_count_problem(num_ids: int, ims_per_batch: int, num_instance: int, 
     )
 
 
-class IdentitySampler(InfiniteSampler):
+class IdentitySampler(GlobalBatchSampler):
     """Base of P x K samplers; subclasses implement :meth:`_global_batches`.
 
     Args:
@@ -109,15 +109,6 @@ class IdentitySampler(InfiniteSampler):
         if len(indices) >= self._k:
             return list(indices[: self._k])
         return list(indices) + rng.choice(indices, self._k - len(indices)).tolist()
-
-    def _global_batches(self, rng: np.random.Generator) -> Iterator[List[int]]:
-        raise NotImplementedError
-
-    def _rank_stream(self) -> Iterator[int]:
-        lo = self._rank * self._mini
-        for batch in self._global_batches(np.random.default_rng(self._seed)):
-            yield from batch[lo : lo + self._mini]
-
 
 class NaiveIdentitySampler(IdentitySampler):
     """Each epoch splits every identity's shuffled images into groups of K (padding short ones by resampling)

@@ -10,7 +10,7 @@ from typing import Dict, Iterator, List, Sequence, Tuple
 
 import numpy as np
 
-from fastreid.data.samplers import SAMPLER_REGISTRY, InfiniteSampler, TrainingSampler
+from fastreid.data.samplers import SAMPLER_REGISTRY, GlobalBatchSampler, TrainingSampler
 
 __all__ = ["CameraGroupSampler", "DatasetGroupSampler", "GroupSampler", "OrderedTrainingSampler", "TORCHREID_SAMPLERS",
            "resolve_train_sampler", "train_sampler_settings"]
@@ -24,7 +24,7 @@ class OrderedTrainingSampler(TrainingSampler):
         return cls(len(dataset), shuffle=False, **kwargs)
 
 
-class GroupSampler(InfiniteSampler):
+class GroupSampler(GlobalBatchSampler):
     """Batches of ``mini_batch_size // images_per_group`` random groups with ``images_per_group`` images each.
 
     An epoch shuffles each group's images; every batch draws distinct groups at random and takes the next
@@ -71,11 +71,6 @@ class GroupSampler(InfiniteSampler):
                     del pools[g][: self._k]
                     epoch_over |= len(pools[g]) < self._k
                 yield batch
-
-    def _rank_stream(self) -> Iterator[int]:
-        lo = self._rank * self._mini
-        for batch in self._global_batches(np.random.default_rng(self._seed)):
-            yield from batch[lo : lo + self._mini]
 
 
 class CameraGroupSampler(GroupSampler):
