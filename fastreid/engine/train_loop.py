@@ -3,7 +3,7 @@ import logging
 import math
 import time
 import weakref
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
@@ -254,7 +254,8 @@ class SimpleTrainer(TrainerBase):
         # shutdown timeout.
         self.reset_data_loader()
 
-    def _next_batch(self):
+    def next_batch(self) -> Tuple[Any, float]:
+        """The next batch of the loader and the seconds spent waiting for it."""
         start = time.perf_counter()
         data = next(self._data_loader_iter)
         return data, time.perf_counter() - start
@@ -268,20 +269,33 @@ class SimpleTrainer(TrainerBase):
         return dict(output)
 
     def run_step(self) -> None:
-        data, data_time = self._next_batch()
+        self.train_on_batch(*self.next_batch())
+
+    def train_on_batch(self, data: Any, data_time: float = 0.0) -> Dict[str, float]:
+        """One optimisation step on ``data``: forward to a loss dict, backward of the sum, (clip), step.
+
+        Args:
+            data: a batch as the model takes it.
+            data_time: seconds spent loading it (recorded as ``data_time``).
+
+        Returns:
+            The losses of this process as Python floats.
+        """
         loss_dict = self._as_loss_dict(self.model(data))
         losses = sum(loss_dict.values())
         self.optimizer.zero_grad(set_to_none=True)
         losses.backward()
-        self._write_metrics(loss_dict, data_time)
+        metrics = self._write_metrics(loss_dict, data_time)
         if self.grad_clipper is not None:
             self.grad_clipper(self.model.parameters())
         self.optimizer.step()
+        return metrics
 
-    def _write_metrics(self, loss_dict: Dict[str, torch.Tensor], data_time: float, prefix: str = "") -> None:
+    def _write_metrics(self, loss_dict: Dict[str, torch.Tensor], data_time: float,
+                       prefix: str = "") -> Dict[str, float]:
         """Logs losses and data time, raising ``FloatingPointError`` if a loss is not finite on any rank.
 
-        Converts all losses to Python floats in one device-to-host copy.
+        Converts all losses to Python floats in one device-to-host copy and returns this process's.
         """
         names = list(loss_dict)
         values = torch.stack([v.detach().float().reshape(()) for v in loss_dict.values()]).tolist()
@@ -300,6 +314,7 @@ class SimpleTrainer(TrainerBase):
             if set(names) != {"total_loss"}:
                 storage.put_scalar(f"{prefix}total_loss", sum(mean.values()))
             storage.put_scalars(**{prefix + k: v for k, v in mean.items()})
+        return metrics
 
 
 class AMPTrainer(SimpleTrainer):
@@ -335,26 +350,26 @@ class AMPTrainer(SimpleTrainer):
             grad_scaler = torch.amp.GradScaler(self.device_type)
         self.grad_scaler = grad_scaler if precision == torch.float16 else None
 
-    def run_step(self) -> None:
-        data, data_time = self._next_batch()
+    def train_on_batch(self, data: Any, data_time: float = 0.0) -> Dict[str, float]:
         with torch.autocast(device_type=self.device_type, dtype=self.precision):
             loss_dict = self._as_loss_dict(self.model(data))
             losses = sum(loss_dict.values())
         self.optimizer.zero_grad(set_to_none=True)
         if self.grad_scaler is None:
             losses.backward()
-            self._write_metrics(loss_dict, data_time)
+            metrics = self._write_metrics(loss_dict, data_time)
             if self.grad_clipper is not None:
                 self.grad_clipper(self.model.parameters())
             self.optimizer.step()
-            return
+            return metrics
         self.grad_scaler.scale(losses).backward()
-        self._write_metrics(loss_dict, data_time)
+        metrics = self._write_metrics(loss_dict, data_time)
         if self.grad_clipper is not None:
             self.grad_scaler.unscale_(self.optimizer)
             self.grad_clipper(self.model.parameters())
         self.grad_scaler.step(self.optimizer)
         self.grad_scaler.update()
+        return metrics
 
     def state_dict(self) -> Dict[str, Any]:
         state = super().state_dict()

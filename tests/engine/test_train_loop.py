@@ -172,3 +172,21 @@ def test_resume_from_iteration_checkpoint_inside_an_epoch(tmp_path):
     assert trainer.iter == 12 and trainer.model.calls == 6
     with pytest.raises(ValueError, match="start_iter"):
         trainer.train(1, 3, 4, start_iter=9)
+
+
+def test_train_on_batch_is_one_step_of_the_loop(tmp_path):
+    """``run_step`` is ``train_on_batch(*next_batch())``: the same weights and returned losses either way."""
+    from fastreid.utils.events import EventStorage
+
+    cfg = _cfg()
+    looped, _, _ = _build(cfg, 4, tmp_path / "a")
+    manual, _, _ = _build(cfg, 4, tmp_path / "b")
+    with EventStorage(0):
+        torch.manual_seed(1)
+        looped.run_step()
+        torch.manual_seed(1)
+        batch, waited = manual.next_batch()
+        losses = manual.train_on_batch(batch, waited)
+    assert set(losses) == {"loss_mse", "loss_l1"} and all(math.isfinite(v) for v in losses.values())
+    for a, b in zip(looped.model.parameters(), manual.model.parameters()):
+        assert torch.equal(a, b)
