@@ -65,6 +65,8 @@ class RankingContext:
         use_cython: compiled ranker (identical numbers to the vectorised path).
         chunk_size: query rows per distance chunk; ``None`` picks them from a 256 MiB float32 budget
             and leaves AQE, re-ranking and faiss their own default.
+        use_metric_cuhk03: CMC under CUHK03's single-gallery-shot protocol (10 seeded draws of one
+            gallery image per identity); AP and INP still use the whole gallery. Dense ranking only.
     """
 
     metric: str = "cosine"
@@ -72,6 +74,7 @@ class RankingContext:
     ignore_camid: bool = False
     use_cython: bool = True
     chunk_size: Optional[int] = None
+    use_metric_cuhk03: bool = False
 
     def stage_chunk(self) -> Dict[str, int]:
         """``{"chunk_size": ...}`` for stages with their own default (AQE, re-ranking, faiss), if set."""
@@ -160,7 +163,8 @@ class DenseRanking(RankingStrategy):
             query = prepare_features(query, context.metric, inplace=True)
             gallery = prepare_features(gallery, context.metric, inplace=True)
             chunks = iter_distance_chunks(query, gallery, context.metric, chunk, prepared=True)
-        ranker = RankAccumulator(*labels, use_cython=context.use_cython, ignore_camid=context.ignore_camid)
+        ranker = RankAccumulator(*labels, use_cython=context.use_cython, ignore_camid=context.ignore_camid,
+                                 use_metric_cuhk03=context.use_metric_cuhk03)
         roc = RocAccumulator(*labels, ignore_camid=context.ignore_camid) if self.roc_enabled else None
         for start, dist in chunks:
             ranker.add(dist, start)
@@ -169,12 +173,19 @@ class DenseRanking(RankingStrategy):
         return RankResult(*ranker.finalize(context.max_rank), roc=None if roc is None else roc.finalize())
 
 
+def _check_all_gallery_protocol(strategy: RankingStrategy, context: RankingContext) -> None:
+    if context.use_metric_cuhk03:
+        raise ValueError(f"{type(strategy).__name__} ranks the whole gallery; the CUHK03 single-gallery-shot CMC "
+                         f"(use_metric_cuhk03) needs DenseRanking (TEST.RANKING DenseRanking).")
+
+
 @RANKING_REGISTRY.register()
 class ExactRanking(RankingStrategy):
     """The ranking of the float64 distances: chunk-independent numbers, identical to :class:`FaissRanking`."""
 
     def rank(self, query: torch.Tensor, gallery: torch.Tensor, labels: RankLabels,
              context: RankingContext) -> RankResult:
+        _check_all_gallery_protocol(self, context)
         return RankResult(*evaluate_rank_exact(query, gallery, *labels, **context.rank_kwargs()))
 
 
@@ -196,6 +207,7 @@ class FaissRanking(RankingStrategy):
 
     def rank(self, query: torch.Tensor, gallery: torch.Tensor, labels: RankLabels,
              context: RankingContext) -> RankResult:
+        _check_all_gallery_protocol(self, context)
         return RankResult(*evaluate_rank_faiss(query, gallery, *labels, **self.options.kwargs(),
                                                **context.stage_chunk(), **context.rank_kwargs()))
 

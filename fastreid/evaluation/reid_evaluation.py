@@ -2,7 +2,7 @@
 import copy
 import logging
 from collections import OrderedDict
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -27,15 +27,16 @@ class ReidEvaluator(DatasetEvaluator):
     dataset order under DDP), applies average query expansion when enabled and ranks with a
     :class:`~fastreid.evaluation.RankingStrategy`.
 
-    Results (main process; ``{}`` elsewhere), in percent: ``Rank-1``, ``Rank-5``,
-    ``Rank-10``, ``mAP``, ``mINP``, ``metric`` = (mAP + Rank-1) / 2, and when the strategy
+    Results (main process; ``{}`` elsewhere), in percent: ``Rank-k`` for each k of ``ranks``
+    (``Rank-1``, ``Rank-5``, ``Rank-10`` by default), ``mAP``, ``mINP``, ``metric`` = (mAP + Rank-1) / 2, and when the strategy
     computes the ROC ``TPR@FPR=1e-04``, ``TPR@FPR=1e-03``, ``TPR@FPR=1e-02``.
     """
 
     @configurable
     def __init__(self, num_query: int, *, metric: str = "cosine", ranking: Optional[RankingStrategy] = None,
                  aqe: AQEOptions = AQEOptions(), ignore_camid: bool = False, use_cython: bool = True,
-                 max_rank: int = 50, chunk_size: Optional[int] = None, output_dir: Optional[str] = None):
+                 max_rank: int = 50, chunk_size: Optional[int] = None, output_dir: Optional[str] = None,
+                 ranks: Sequence[int] = (1, 5, 10), use_metric_cuhk03: bool = False):
         """
         Args:
             num_query: the first ``num_query`` samples are queries, the rest gallery.
@@ -50,12 +51,19 @@ class ReidEvaluator(DatasetEvaluator):
                 from a 256 MiB float32 budget (all Market-1501 queries at once, ~800 rows
                 of an MSMT17 gallery), and leaves AQE, re-ranking and faiss their own size.
             output_dir: where evaluation artefacts may be written (unused by the metrics).
+            ranks: the CMC ranks reported (``max_rank`` is raised to the largest).
+            use_metric_cuhk03: CUHK03's single-gallery-shot CMC (see
+                :class:`~fastreid.evaluation.RankingContext`).
         """
+        self.ranks = tuple(int(r) for r in ranks)
+        if not self.ranks or min(self.ranks) < 1:
+            raise ValueError(f"ranks must be positive integers, got {ranks}")
         self.num_query = num_query
         self.ranking = DenseRanking() if ranking is None else ranking
         self.aqe = aqe
-        self.context = RankingContext(metric=metric, max_rank=max_rank, ignore_camid=ignore_camid,
-                                      use_cython=use_cython, chunk_size=chunk_size)
+        self.context = RankingContext(metric=metric, max_rank=max(max_rank, *self.ranks), ignore_camid=ignore_camid,
+                                      use_cython=use_cython, chunk_size=chunk_size,
+                                      use_metric_cuhk03=use_metric_cuhk03)
         self.output_dir = output_dir
         self._collector = FeatureCollector()
 
@@ -81,6 +89,12 @@ class ReidEvaluator(DatasetEvaluator):
     def process(self, inputs: Mapping[str, Any], outputs: torch.Tensor) -> None:
         self._collector.process(inputs, outputs)
 
+    def collected(self) -> Optional[Dict[str, Any]]:
+        """The features and labels processed so far, in dataset order (queries first): ``{"feats", "pids",
+        "camids", "img_paths"}`` as :meth:`fastreid.evaluation.FeatureCollector.collect` returns them (a new
+        copy; None on non-main processes). For artefacts beyond the metrics, such as rank-list images."""
+        return self._collector.collect()
+
     def evaluate(self) -> Dict[str, float]:
         data = self._collector.collect()
         if data is None:
@@ -96,12 +110,12 @@ class ReidEvaluator(DatasetEvaluator):
                                                      **self.aqe.kwargs())
             del feats, data  # the raw features are no longer needed
         # The strategy owns query and gallery (the collector's copy or AQE's output).
-        return self._results(self.ranking.rank(query, gallery, labels, self.context))
+        return self._results(self.ranking.rank(query, gallery, labels, self.context), self.ranks)
 
     @staticmethod
-    def _results(ranked: RankResult) -> Dict[str, float]:
+    def _results(ranked: RankResult, ranks: Sequence[int]) -> Dict[str, float]:
         results = OrderedDict()
-        for r in (1, 5, 10):
+        for r in ranks:
             results[f"Rank-{r}"] = float(ranked.cmc[min(r, len(ranked.cmc)) - 1]) * 100
         results["mAP"] = float(np.mean(ranked.all_ap)) * 100
         results["mINP"] = float(np.mean(ranked.all_inp)) * 100

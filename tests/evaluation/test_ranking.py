@@ -151,3 +151,30 @@ def test_options_from_config_match_their_defaults():
     assert RerankOptions.from_config(cfg).kwargs() == {"k1": 20, "k2": 6, "lambda_value": 0.5}
     assert FaissOptions.from_config(cfg).kwargs() == {"topk": 7, "use_gpu": True}
     assert DenseRanking(cfg).rerank.lambda_value == 0.5 and FaissRanking(cfg).options.topk == 7
+
+
+def test_evaluator_reports_the_requested_ranks_and_cuhk03_protocol():
+    q, g, labels = _clustered(5, nq=8, ng=40)
+    labels = RankLabels(**labels)
+    dist = compute_distance_matrix(q, g, "euclidean").numpy()
+    for cuhk03 in (False, True):
+        ev = ReidEvaluator(len(q), metric="euclidean", ranks=(1, 3, 20), use_metric_cuhk03=cuhk03)
+        _feed(ev, q, g, labels)
+        results = ev.evaluate()
+        cmc, all_ap, _ = evaluate_rank(dist, *labels, max_rank=50, use_metric_cuhk03=cuhk03)
+        assert [k for k in results if k.startswith("Rank-")] == ["Rank-1", "Rank-3", "Rank-20"]
+        for r in (1, 3, 20):
+            assert results[f"Rank-{r}"] == pytest.approx(cmc[r - 1] * 100)
+        assert results["mAP"] == pytest.approx(np.mean(all_ap) * 100)
+        collected = ev.collected()
+        assert torch.equal(collected["feats"], torch.cat([q, g]).float())
+    with pytest.raises(ValueError, match="ranks"):
+        ReidEvaluator(len(q), ranks=(0,))
+
+
+def test_cuhk03_protocol_needs_dense_ranking():
+    q, g, labels = _clustered(7, nq=4, ng=20)
+    ev = ReidEvaluator(len(q), ranking=ExactRanking(), use_metric_cuhk03=True)
+    _feed(ev, q, g, RankLabels(**labels))
+    with pytest.raises(ValueError, match="DenseRanking"):
+        ev.evaluate()
