@@ -11,13 +11,14 @@ import os
 import sys
 import time
 from collections import Counter
-from typing import Dict, Hashable, Optional, Tuple, Union
+from contextlib import contextmanager
+from typing import Dict, Hashable, Iterator, Optional, Tuple, Union
 
 from termcolor import colored
 
 from .file_io import PathManager
 
-__all__ = ["log_every_n", "log_every_n_seconds", "log_first_n", "setup_logger"]
+__all__ = ["log_every_n", "log_every_n_seconds", "log_first_n", "log_to_file", "setup_logger"]
 
 _PLAIN_FORMAT = "[%(asctime)s] %(name)s %(levelname)s: %(message)s"
 _DATE_FORMAT = "%m/%d %H:%M:%S"
@@ -131,6 +132,42 @@ def setup_logger(
             handler.setFormatter(logging.Formatter(_PLAIN_FORMAT, datefmt=_DATE_FORMAT))
             _add_handler(logger, handler, key)
     return logger
+
+
+@contextmanager
+def log_to_file(output: str, distributed_rank: int = 0, *, name: str = "fastreid") -> Iterator[str]:
+    """Copies the ``name`` logger's records to a log file for the duration of the block.
+
+    For entry points that run several times in one process (each run its own folder), where
+    :func:`setup_logger`'s file handlers, which stay, would keep writing to earlier folders.
+
+    Args:
+        output: a ``.txt`` / ``.log`` file name, or a directory for ``output/log.txt``; ranks > 0 write
+            ``<file>.rank<N>``.
+        distributed_rank: global rank of this process.
+        name: the logger.
+
+    Yields:
+        The log file's path.
+    """
+    logger = logging.getLogger(name)
+    filename = _log_file_name(output, distributed_rank)
+    PathManager.mkdirs(os.path.dirname(filename) or ".")
+    stream = PathManager.open(filename, "a")
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter(_PLAIN_FORMAT, datefmt=_DATE_FORMAT))
+    logger.addHandler(handler)
+    level = logger.level
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield filename
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        handler.close()
+        stream.close()
 
 
 _THIS_FILE = os.path.normcase(os.path.abspath(__file__))

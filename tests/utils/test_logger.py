@@ -89,3 +89,17 @@ def test_rate_limited_logging(caplog):
 def test_log_first_n_rejects_bad_key():
     with pytest.raises(ValueError):
         log_first_n(logging.INFO, "x", key="bogus")
+
+
+def test_log_to_file_copies_records_only_inside_the_block(tmp_path, logger_name):
+    from fastreid.utils.logger import log_to_file
+
+    log = logging.getLogger(logger_name)
+    log.setLevel(logging.WARNING)
+    with log_to_file(str(tmp_path / "run"), name=logger_name) as path:
+        log.info("inside")
+    log.info("outside")
+    assert path == str(tmp_path / "run" / "log.txt")
+    text = _read(path)
+    assert "inside" in text and "outside" not in text
+    assert log.handlers == [] and log.level == logging.WARNING
