@@ -9,7 +9,8 @@ resized by the test transform and passed, normalised as the model does, through 
 activation is the channel-wise sum of squares of the feature map, bilinearly upsampled to the input size,
 min-max normalised per image and colour-mapped (jet). One PNG per image is written into ``--output``
 (default ``OUTPUT_DIR/actmap``): the image, the heat map and their 50/50 blend side by side, separated by
-white gaps of 10 pixels, so it is ``3 * W + 20`` by ``H`` pixels for INPUT.SIZE_TEST ``(H, W)``.
+white gaps of 10 pixels, so it is ``3 * W + 20`` by ``H`` pixels for INPUT.SIZE_TEST ``(H, W)``. The maps and
+panels are :mod:`fastreid.evaluation.actmap`'s.
 
 For MGN, ``backbone`` is the shared stem (up to ``layer3[0]``), so the map is that stem's output.
 """
@@ -19,70 +20,18 @@ import os
 import sys
 from typing import List, Optional, Sequence
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from matplotlib import colormaps
-from PIL import Image
-from torch import nn
 
 from fastreid.config import config_overrides
 from fastreid.data import read_image
 from fastreid.data.datasets import build_dataset
 from fastreid.data.transforms import build_transforms
-from fastreid.evaluation import inference_context
+from fastreid.evaluation.actmap import GAP, activation_maps, render_panels  # noqa: F401 - GAP for callers
 from fastreid.predictor import inference_argument_parser, load_inference_config, load_model
 from fastreid.search import list_images
 from fastreid.utils.logger import setup_logger
 
 logger = logging.getLogger("fastreid.visualize_actmap")
-
-GAP = 10  # white pixels between the panels
-
-
-def normalize_images(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """The backbone input for a (B, 3, H, W) 0-255 batch: the model's own preprocessing when it has one."""
-    if hasattr(model, "preprocess_image"):
-        return model.preprocess_image(images)
-    return (images.to(model.pixel_mean.device) - model.pixel_mean) / model.pixel_std
-
-
-@torch.no_grad()
-def activation_maps(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Normalised activation maps.
-
-    Args:
-        model: has ``backbone`` (B×3×H×W → B×C×h×w) and either ``preprocess_image`` or ``pixel_mean`` /
-            ``pixel_std`` buffers; used in eval mode.
-        images: (B, 3, H, W) float images on the 0-255 scale.
-
-    Returns:
-        (B, H, W) maps in [0, 1] on the CPU: sum over channels of the squared features, upsampled
-        bilinearly and min-max scaled per image (a constant map becomes all zeros).
-    """
-    with inference_context(model):
-        features = model.backbone(normalize_images(model, images))
-    maps = features.float().pow(2).sum(1, keepdim=True)
-    maps = F.interpolate(maps, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0].cpu()
-    low = maps.flatten(1).min(1).values[:, None, None]
-    high = maps.flatten(1).max(1).values[:, None, None]
-    return (maps - low) / (high - low).clamp_min(1e-12)
-
-
-def render_panels(image: np.ndarray, activation: np.ndarray) -> Image.Image:
-    """Image | jet heat map | 0.5 image + 0.5 heat map, side by side.
-
-    Args:
-        image: (H, W, 3) uint8 RGB.
-        activation: (H, W) values in [0, 1].
-    """
-    heat = (colormaps["jet"](activation)[..., :3] * 255).round().astype(np.uint8)
-    blend = (0.5 * image.astype(np.float32) + 0.5 * heat.astype(np.float32)).round().astype(np.uint8)
-    h, w = activation.shape
-    canvas = np.full((h, 3 * w + 2 * GAP, 3), 255, dtype=np.uint8)
-    for i, panel in enumerate((image, heat, blend)):
-        canvas[:, i * (w + GAP):i * (w + GAP) + w] = panel
-    return Image.fromarray(canvas)
 
 
 def visualize_actmaps(cfg, image_paths: Sequence[str], output: str, batch_size: int = 16) -> List[str]:

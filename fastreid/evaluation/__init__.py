@@ -1,4 +1,5 @@
 """Evaluation: evaluator protocol, inference loop, re-id ranking strategies and metrics, AQE, re-ranking."""
+from .actmap import activation_maps, featuremap_activations, render_panels
 from .distance import compute_distance_matrix, iter_distance_chunks
 from .evaluator import DatasetEvaluator, forward_features, inference_context, inference_on_dataset, print_csv_format
 from .exact_rank import evaluate_rank_exact
@@ -32,6 +33,7 @@ __all__ = [
     "RankingStrategy",
     "ReidEvaluator",
     "RerankOptions",
+    "activation_maps",
     "average_query_expansion",
     "build_faiss_index",
     "build_ranking",
@@ -41,6 +43,7 @@ __all__ = [
     "evaluate_rank_exact",
     "evaluate_rank_faiss",
     "evaluate_roc",
+    "featuremap_activations",
     "import_faiss",
     "forward_features",
     "inference_context",
@@ -50,4 +53,5 @@ __all__ = [
     "iter_distance_chunks",
     "print_csv_format",
     "re_ranking",
+    "render_panels",
 ]
