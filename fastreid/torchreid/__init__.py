@@ -1,9 +1,10 @@
 """torchreid's Python API as a thin layer over fastreid: ``import fastreid.torchreid as torchreid``.
 
-Submodules mirror torchreid's: ``data`` (data managers and dataset registration), ``models`` (``build_model``)
-and ``optim`` (optimisers and learning-rate schedulers). Everything they build is fastreid's own: datasets,
-samplers and loaders, models, and plain ``torch.optim`` objects.
+Submodules mirror torchreid's: ``data`` (data managers and dataset registration), ``models`` (``build_model``),
+``optim`` (optimisers and learning-rate schedulers), ``engine`` (training and testing) and ``utils``
+(checkpoints, feature extraction, model complexity). Everything they build is fastreid's own: datasets, samplers
+and loaders, models, plain ``torch.optim`` objects, the training loop and hooks, and the evaluator.
 """
-from . import data, models, optim
+from . import data, engine, models, optim, utils
 
-__all__ = ["data", "models", "optim"]
+__all__ = ["data", "engine", "models", "optim", "utils"]

@@ -90,7 +90,11 @@ class TorchreidTrainLoader:
         if self._iterator is None:
             self._iterator = iter(self.loader)
         for _ in range(self._num_batches):
-            yield to_torchreid_batch(next(self._iterator), self.mean, self.std, self._dsetid_of)
+            yield self.convert(next(self._iterator))
+
+    def convert(self, batch: Mapping[str, Any]) -> Dict[str, Any]:
+        """One batch of :attr:`loader` as torchreid's dict (see :func:`to_torchreid_batch`)."""
+        return to_torchreid_batch(batch, self.mean, self.std, self._dsetid_of)
 
     def state_dict(self) -> Dict[str, int]:
         """The fastreid loader's position (``{"seed", "start"}``)."""

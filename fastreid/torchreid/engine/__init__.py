@@ -1,0 +1,6 @@
+"""torchreid's engines (``torchreid.engine``) on fastreid's training loop, hooks and evaluator."""
+from .engine import Engine
+from .image import CrossEntropyLoss, ImageSoftmaxEngine, ImageTripletEngine, TripletLoss
+from .loop import EngineTrainer
+
+__all__ = ["CrossEntropyLoss", "Engine", "EngineTrainer", "ImageSoftmaxEngine", "ImageTripletEngine", "TripletLoss"]
