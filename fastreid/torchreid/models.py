@@ -24,27 +24,17 @@ from torch import nn
 
 from fastreid.config import CfgNode, get_cfg
 from fastreid.modeling import build_model as build_fastreid_model
+from fastreid.modeling.backbones.zoo import model_zoo, zoo_entry
 from fastreid.modeling.meta_arch import Baseline
 
 __all__ = ["TorchreidModel", "build_model", "get_model_config", "named_layers", "show_avai_models"]
 
 logger = logging.getLogger(__name__)
 
-# torchreid name -> (backbone builder, depth, last stride, fc widths). Only architectures whose modules and
-# key names are exactly torchreid's (torchvision's ResNet / ResNeXt-32x4d with last stride 2, or 1 for fc512).
-_ARCHITECTURES: Dict[str, Tuple[str, str, int, int]] = {
-    "resnet18": ("build_resnet_backbone", "18x", 2, 0),
-    "resnet34": ("build_resnet_backbone", "34x", 2, 0),
-    "resnet50": ("build_resnet_backbone", "50x", 2, 0),
-    "resnet101": ("build_resnet_backbone", "101x", 2, 0),
-    "resnet152": ("build_resnet_backbone", "152x", 2, 0),
-    "resnext50_32x4d": ("build_resnext_backbone", "50x", 2, 0),
-    "resnet50_fc512": ("build_resnet_backbone", "50x", 1, 512),
-}
-
-# torchreid 0.2.5's other model names, which fastreid does not build yet (the model-zoo issue adds them).
-_NOT_YET = (
-    "resnext101_32x8d", "se_resnet50", "se_resnet50_fc512", "se_resnet101", "se_resnext50_32x4d",
+# torchreid 0.2.5's model names: those fastreid builds are in its model zoo (``fastreid.modeling.backbones.zoo``).
+_TORCHREID_NAMES = (
+    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d",
+    "resnet50_fc512", "se_resnet50", "se_resnet50_fc512", "se_resnet101", "se_resnext50_32x4d",
     "se_resnext101_32x4d", "densenet121", "densenet169", "densenet201", "densenet161", "densenet121_fc512",
     "inceptionresnetv2", "inceptionv4", "xception", "resnet50_ibn_a", "resnet50_ibn_b", "nasnsetmobile",
     "mobilenetv2_x1_0", "mobilenetv2_x1_4", "shufflenet", "squeezenet1_0", "squeezenet1_0_fc512",
@@ -60,16 +50,16 @@ _warned_no_weights = set()
 def show_avai_models() -> List[str]:
     """The torchreid model names :func:`build_model` accepts, logged at INFO and returned (torchreid prints
     them; fastreid logs, so the returned list is what an interactive session shows)."""
-    names = list(_ARCHITECTURES)
+    names = [entry.name for entry in model_zoo()]
     logger.info("Available models: %s", names)
     return names
 
 
 def _check_name(name: str) -> None:
-    if name in _ARCHITECTURES:
+    available = [entry.name for entry in model_zoo()]
+    if name in available:
         return
-    available = list(_ARCHITECTURES)
-    if name in _NOT_YET:
+    if name in _TORCHREID_NAMES:
         raise KeyError(f"Model '{name}' is a torchreid architecture that fastreid does not build yet; "
                        f"available: {available}")
     raise KeyError(f"Unknown model: '{name}'. Must be one of {available}")
@@ -92,24 +82,18 @@ def get_model_config(name: str, num_classes: int, loss: str = "softmax", pretrai
     _check_name(name)
     if loss not in _LOSSES:
         raise ValueError(f"Unsupported loss: '{loss}'. Must be one of {list(_LOSSES)}")
-    builder, depth, last_stride, fc_dim = _ARCHITECTURES[name]
     cfg = get_cfg()
     cfg.merge_from_list([
         "MODEL.DEVICE", "cpu",
         "MODEL.META_ARCHITECTURE", "Baseline",
-        "MODEL.BACKBONE.NAME", builder,
-        "MODEL.BACKBONE.DEPTH", depth,
-        "MODEL.BACKBONE.LAST_STRIDE", last_stride,
-        "MODEL.BACKBONE.STEM_POOL", "padded",
         "MODEL.BACKBONE.NORM", "BN",
-        "MODEL.BACKBONE.FEAT_DIM", 512 if depth in ("18x", "34x") else 2048,
         "MODEL.BACKBONE.WITH_IBN", False,
         "MODEL.BACKBONE.WITH_SE", False,
         "MODEL.BACKBONE.WITH_NL", False,
         "MODEL.BACKBONE.PRETRAIN", bool(pretrained),
         "MODEL.HEADS.NAME", "TorchreidHead",
         "MODEL.HEADS.POOL_LAYER", "GlobalAvgPool",
-        "MODEL.HEADS.EMBEDDING_DIM", fc_dim,
+        "MODEL.HEADS.EMBEDDING_DIM", 0,
         "MODEL.HEADS.NUM_CLASSES", num_classes,
         "MODEL.LOSSES.NAME", ("CrossEntropyLoss",) if loss == "softmax" else ("CrossEntropyLoss", "TripletLoss"),
         "MODEL.LOSSES.CE.EPSILON", 0.1,
@@ -117,6 +101,7 @@ def get_model_config(name: str, num_classes: int, loss: str = "softmax", pretrai
         "MODEL.LOSSES.TRI.HARD_MINING", True,
         "MODEL.LOSSES.TRI.NORM_FEAT", False,
     ])
+    cfg.merge_from_list(list(zoo_entry(name).options))
     return cfg
 
 

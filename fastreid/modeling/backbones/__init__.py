@@ -4,6 +4,7 @@ from .resnest import build_resnest_backbone
 from .resnet import ResNet, build_resnet_backbone
 from .resnext import build_resnext_backbone
 from .vit import VisionTransformer, build_vit_backbone
+from .zoo import ZooEntry, model_zoo, register_zoo_model, zoo_entry
 
 __all__ = [
     "BACKBONE_REGISTRY",
@@ -14,4 +15,8 @@ __all__ = [
     "build_resnet_backbone",
     "build_resnext_backbone",
     "build_vit_backbone",
+    "ZooEntry",
+    "model_zoo",
+    "register_zoo_model",
+    "zoo_entry",
 ]

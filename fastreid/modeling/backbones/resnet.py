@@ -15,6 +15,7 @@ from fastreid.layers import IBN, NonLocal, SELayer, SplAtConv2d, get_norm
 from fastreid.modeling.pretrained import init_pretrained
 
 from .build import BACKBONE_REGISTRY
+from .zoo import register_zoo_model
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "build_resnet_backbone", "parse_depth"]
 
@@ -386,3 +387,16 @@ def build_resnet_backbone(cfg) -> ResNet:
     depth = parse_depth(cfg.MODEL.BACKBONE.DEPTH, sorted(_RESNET_FILES))
     files = _RESNET_IBN_FILES if cfg.MODEL.BACKBONE.WITH_IBN else _RESNET_FILES
     return build_resnet_family(cfg, depth, [files[depth]], stem_pool=cfg.MODEL.BACKBONE.STEM_POOL)
+
+
+def torchreid_resnet_options(depth: str, last_stride: int = 2, fc_dim: int = 0,
+                             builder: str = "build_resnet_backbone") -> tuple:
+    """Options of torchreid's ResNet-family models: torchvision's stem, last stride 2 (1 with an fc layer)."""
+    return ("MODEL.BACKBONE.NAME", builder, "MODEL.BACKBONE.DEPTH", depth, "MODEL.BACKBONE.LAST_STRIDE", last_stride,
+            "MODEL.BACKBONE.STEM_POOL", "padded", "MODEL.BACKBONE.FEAT_DIM", 512 if depth in ("18x", "34x") else 2048,
+            "MODEL.HEADS.EMBEDDING_DIM", fc_dim)
+
+
+for _depth in ("18", "34", "50", "101", "152"):
+    register_zoo_model(f"resnet{_depth}", torchreid_resnet_options(f"{_depth}x"))
+register_zoo_model("resnet50_fc512", torchreid_resnet_options("50x", last_stride=1, fc_dim=512))

@@ -1,7 +1,8 @@
 """ResNeXt backbones (Xie et al. 2017): ResNet bottlenecks with a grouped 3×3 convolution, 32×4d as in
 fast-reid and IBN-Net's ResNeXt-101-IBN-a."""
 from .build import BACKBONE_REGISTRY
-from .resnet import ResNet, build_resnet_family, parse_depth
+from .resnet import ResNet, torchreid_resnet_options, build_resnet_family, parse_depth
+from .zoo import register_zoo_model
 
 __all__ = ["build_resnext_backbone"]
 
@@ -25,3 +26,6 @@ def build_resnext_backbone(cfg) -> ResNet:
         ibn_stages=4,
         nl_per_depth={101: (0, 2, 3, 0)},  # fast-reid's ResNeXt-101 has 3 non-local blocks in stage 3, not 9
     )
+
+
+register_zoo_model("resnext50_32x4d", torchreid_resnet_options("50x", builder="build_resnext_backbone"))
