@@ -374,6 +374,7 @@ class CommonMetricPrinter(EventWriter):
         self._window_size = window_size
         # (iteration, time) of the previous write, for an ETA without "time".
         self._last_write: Optional[Tuple[int, float]] = None
+        self._last_printed_iter: Optional[int] = None
 
     def _get_eta(self, storage: EventStorage) -> Optional[str]:
         if self._max_iter is None:
@@ -402,6 +403,9 @@ class CommonMetricPrinter(EventWriter):
 
     def write(self) -> None:
         storage = get_event_storage()
+        if storage.iter == self._last_printed_iter:
+            return  # the final write after the last epoch's write: nothing new to say
+        self._last_printed_iter = storage.iter
         eta = self._get_eta(storage)
         losses = "  ".join(
             f"{name}: {hist.median(self._window_size):.4g}"

@@ -174,6 +174,17 @@ def test_common_metric_printer_eta_without_time(events_log):
     assert "eta: 0:00:00" in second and "iter: 5" in second
 
 
+def test_common_metric_printer_says_each_iteration_once(events_log):
+    printer = CommonMetricPrinter(max_iter=10)
+    with EventStorage() as storage:
+        storage.put_scalar("loss", 1.0)
+        printer.write()
+        printer.write()  # the end-of-training write after the last epoch's
+        storage.iter = 1
+        printer.write()
+    assert [r.getMessage().count("iter: ") for r in events_log.records] == [1, 1]
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_device_scalars_are_converted_on_read():
