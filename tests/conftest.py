@@ -1,5 +1,6 @@
 """Fixtures and settings shared by the whole test suite."""
 import logging
+import os
 
 import pytest
 import torch
@@ -7,6 +8,9 @@ import torch
 # Tests use tiny tensors, for which one thread is as fast as several; it also avoids the severe slow-down of
 # spinning intra-op threads when the machine's few cores are shared with other processes.
 torch.set_num_threads(1)
+
+# Tests never download weights (tests/modeling/test_pretrained_download.py serves its own on 127.0.0.1).
+os.environ["FASTREID_OFFLINE"] = "1"
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,9 @@
 
 See :mod:`fastreid.torchreid.cli` (also runnable as ``python -m fastreid.torchreid.cli``).
 """
-from fastreid.torchreid.cli import main
+from fastreid.torchreid.cli import build_parser, main
+
+get_parser = build_parser  # the name every tool's parser goes by (tests/tools parse the documented commands)
 
 if __name__ == "__main__":
     main()
