@@ -1,31 +1,90 @@
 """Loading pretrained weights into a module: locating the file, matching keys and reporting mismatches.
 
-The one shared helper for every backbone. Nothing is ever downloaded: a weight file is either given by path or
-found in the torch hub cache (``torch.hub.get_dir()/checkpoints``), where torchvision and timm leave them.
+The one shared helper for every backbone. MODEL.BACKBONE.PRETRAIN resolves a weight file, in order, from
+MODEL.BACKBONE.PRETRAIN_PATH, the torch hub cache (``torch.hub.get_dir()/checkpoints``, i.e.
+``$TORCH_HOME/hub/checkpoints``, by default ``~/.cache/torch/hub/checkpoints``, where torchvision and timm leave
+their files too), and a download of a file listed in :data:`KNOWN_WEIGHTS` (URL and SHA-256), written into the
+hub cache atomically and only once its digest is verified. Set ``FASTREID_OFFLINE=1`` to never download (tests
+and CI do); files without a known URL are never downloaded.
 """
 import glob
+import hashlib
+import http.client
 import logging
 import os
+import re
+import urllib.error
+import urllib.request
 from collections import OrderedDict
-from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Union
+from typing import BinaryIO, Dict, Iterable, List, NamedTuple, Optional, Sequence, Union
 
 import torch
 from tabulate import tabulate
 from torch import nn
 
 from fastreid.utils.checkpoint import read_checkpoint
-from fastreid.utils.file_io import PathManager
+from fastreid.utils.file_io import PathManager, atomic_write
 
 __all__ = [
+    "KNOWN_WEIGHTS",
+    "OFFLINE_ENV",
     "IncompatibleWeights",
+    "KnownWeights",
+    "PretrainedWeightsNotFound",
+    "WeightsChecksumError",
+    "download_weights",
+    "downloads_allowed",
     "extract_state_dict",
     "find_in_hub_cache",
+    "hub_checkpoint_dir",
     "init_pretrained",
     "load_pretrained_weights",
     "resolve_pretrained_path",
 ]
 
 logger = logging.getLogger(__name__)
+
+OFFLINE_ENV = "FASTREID_OFFLINE"
+"""Environment variable: "1" (or true/yes/on) forbids every download."""
+
+
+class KnownWeights(NamedTuple):
+    """Where a published weight file comes from.
+
+    Attributes:
+        url: the download address.
+        sha256: the file's SHA-256 in hex: the whole digest, or its leading digits (at least 8) as torch hub
+            puts them in file names (``resnet50-0676ba61.pth``), checked the same way torch hub does.
+    """
+
+    url: str
+    sha256: str
+
+
+# torch hub's naming of published files: ``<arch>-<leading hex digits of the file's SHA-256>.pth``.
+_HASHED_NAME = re.compile(r"^(?P<arch>.+)-(?P<digest>[0-9a-f]{8,})\.pth$")
+
+
+def _release(url_folder: str, names: Iterable[str]) -> Dict[str, KnownWeights]:
+    """Entries for hash-named files published in one folder."""
+    return {name: KnownWeights(f"{url_folder}/{name}", _HASHED_NAME.match(name).group("digest")) for name in names}
+
+
+KNOWN_WEIGHTS: Dict[str, KnownWeights] = {
+    # torchvision's ImageNet weights (the names' hex digits are the files' SHA-256 prefixes).
+    **_release("https://download.pytorch.org/models", (
+        "resnet18-f37072fd.pth", "resnet34-b627a593.pth", "resnet50-0676ba61.pth", "resnet101-63fe2227.pth",
+        "resnet152-394f9c45.pth", "resnext50_32x4d-7cdf4587.pth",
+    )),
+    # ResNeSt's release (its code lists these digits as the files' SHA-256 prefixes).
+    **_release("https://github.com/zhanghang1989/ResNeSt/releases/download/weights_step1", (
+        "resnest50-528c19ca.pth", "resnest101-22405ba7.pth", "resnest200-75117900.pth",
+    )),
+    # IBN-Net's, RepVGG's and torchreid's (OSNet) releases publish no checksum: those files are never downloaded;
+    # place them in the hub cache or give MODEL.BACKBONE.PRETRAIN_PATH.
+}
+"""The published files fastreid may download, by hub-cache file name. Backbones name files; this is the one
+table that says where they come from."""
 
 
 class IncompatibleWeights(NamedTuple):
@@ -36,60 +95,131 @@ class IncompatibleWeights(NamedTuple):
     shape_mismatch: List[str]
 
 
+class PretrainedWeightsNotFound(FileNotFoundError):
+    """No local file and no download: the message names the file to place, where, and its URL if known."""
+
+
+class WeightsChecksumError(RuntimeError):
+    """A downloaded file's SHA-256 differs from the known one (nothing is left in the cache)."""
+
+
+def hub_checkpoint_dir() -> str:
+    """The torch hub cache folder for weight files (``$TORCH_HOME/hub/checkpoints``, by default
+    ``~/.cache/torch/hub/checkpoints``)."""
+    return os.path.join(torch.hub.get_dir(), "checkpoints")
+
+
+def downloads_allowed() -> bool:
+    """False when ``$FASTREID_OFFLINE`` is set to 1/true/yes/on."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("1", "true", "yes", "on")
+
+
 def find_in_hub_cache(file_names: Sequence[str]) -> str:
     """Find a pretrained file in the torch hub cache without downloading.
 
     Args:
-        file_names: accepted file names, preferred first. A name ``<arch>-<hash>.pth`` also accepts any other
-            hash of the same ``<arch>`` (weights re-released under a new hash).
+        file_names: accepted file names, preferred first. A name ``<arch>-<hex digest>.pth`` also accepts any
+            other digest of the same ``<arch>`` (weights re-released under a new hash).
 
     Returns:
         str: path of the first file found.
 
     Raises:
-        FileNotFoundError: naming the file to provide, the folder searched and how to train from scratch.
+        PretrainedWeightsNotFound: naming the file to provide, the folder searched and the ways out.
     """
-    cache_dir = os.path.join(torch.hub.get_dir(), "checkpoints")
+    path = _cached(file_names)
+    if path is None:
+        raise PretrainedWeightsNotFound(_not_found_message(file_names[0], "this lookup does not download"))
+    return path
+
+
+def _cached(file_names: Sequence[str]) -> Optional[str]:
+    cache_dir = hub_checkpoint_dir()
     for name in file_names:
         path = os.path.join(cache_dir, name)
         if os.path.isfile(path):
             return path
     for name in file_names:
-        stem = name[: -len(".pth")] if name.endswith(".pth") else name
-        arch = stem.rsplit("-", 1)[0]
-        found = sorted(glob.glob(os.path.join(cache_dir, glob.escape(arch) + "-*.pth")))
+        match = _HASHED_NAME.match(name)
+        if not match:
+            continue
+        arch = match.group("arch")
+        found = sorted(
+            p for p in glob.glob(os.path.join(cache_dir, glob.escape(arch) + "-*.pth"))
+            if (m := _HASHED_NAME.match(os.path.basename(p))) and m.group("arch") == arch
+        )
         if found:
             return found[0]
-    raise FileNotFoundError(
-        f"Pretrained weights '{file_names[0]}' not found in the torch hub cache {cache_dir} and fastreid never "
-        f"downloads. Put the file there, or give its path with MODEL.BACKBONE.PRETRAIN_PATH, or train from "
-        f"scratch with MODEL.BACKBONE.PRETRAIN False."
+    return None
+
+
+def _not_found_message(name: str, reason: str) -> str:
+    known = KNOWN_WEIGHTS.get(name)
+    source = f"Download {known.url} and place it" if known else "Place it"
+    return (
+        f"Pretrained weights '{name}' are not in the torch hub cache {hub_checkpoint_dir()} and {reason}. "
+        f"{source} at {os.path.join(hub_checkpoint_dir(), name)} (the cache is $TORCH_HOME/hub/checkpoints, "
+        f"by default ~/.cache/torch/hub/checkpoints), or give its path with MODEL.BACKBONE.PRETRAIN_PATH, or "
+        f"train from scratch with MODEL.BACKBONE.PRETRAIN False."
     )
 
 
-def init_pretrained(
-    module: nn.Module, pretrain: bool, pretrain_path: str, file_names: Sequence[str]
-) -> Optional[IncompatibleWeights]:
-    """The backbones' common pretraining step (MODEL.BACKBONE.PRETRAIN / PRETRAIN_PATH).
+def download_weights(name: str, known: KnownWeights, cache_dir: Optional[str] = None,
+                     timeout: float = 30.0) -> str:
+    """Download ``known.url`` into ``cache_dir/name``, verifying its SHA-256 before the file appears.
+
+    The file is written to a temporary beside the target and renamed only when complete and verified, so an
+    interrupted or corrupt download never leaves a file that would later be taken for the weights.
 
     Args:
-        module: the freshly built backbone.
-        pretrain: load weights at all; False trains from scratch.
-        pretrain_path: a local weight file; "" looks for ``file_names`` in the torch hub cache.
-        file_names: the hub-cache file names of the backbone's ImageNet weights, preferred first.
+        name: the file name in the cache.
+        known: URL and SHA-256 (or prefix) of the file.
+        cache_dir: destination folder (default: :func:`hub_checkpoint_dir`).
+        timeout: seconds to wait for the server on connecting and on each read.
 
     Returns:
-        The keys that did not load, or None when ``pretrain`` is False.
+        The path of the verified file.
+
+    Raises:
+        WeightsChecksumError: naming the expected and actual digests; the temporary file is removed.
+        urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException: the server could not
+            be reached or broke off (also HTTP errors such as 404).
     """
-    if not pretrain:
-        return None
-    path = resolve_pretrained_path(pretrain_path, file_names)
-    # ImageNet classifiers are not part of a reid backbone.
-    return load_pretrained_weights(module, path, ignore_unexpected=("fc.weight", "fc.bias"))
+    cache_dir = cache_dir or hub_checkpoint_dir()
+    os.makedirs(cache_dir, exist_ok=True)
+    path = os.path.join(cache_dir, name)
+    expected = known.sha256.lower()
+
+    def fetch(f: BinaryIO) -> None:
+        digest = hashlib.sha256()
+        with urllib.request.urlopen(known.url, timeout=timeout) as response:
+            for chunk in iter(lambda: response.read(1 << 20), b""):
+                digest.update(chunk)
+                f.write(chunk)
+        actual = digest.hexdigest()
+        if not actual.startswith(expected):
+            raise WeightsChecksumError(
+                f"Downloaded {known.url} has SHA-256 {actual}, expected {expected}"
+                f"{'…' if len(expected) < 64 else ''}; the file was discarded. The download is corrupt or the "
+                f"file was replaced upstream: retry, or place a trusted copy at {path}."
+            )
+
+    logger.info("Downloading %s to %s", known.url, path)
+    atomic_write(path, fetch)
+    logger.info("Downloaded and verified %s (%.1f MB)", path, os.path.getsize(path) / 2 ** 20)
+    return path
 
 
 def resolve_pretrained_path(pretrain_path: str, file_names: Sequence[str]) -> str:
-    """The file to load: ``pretrain_path`` when given (it must exist), else one found in the hub cache."""
+    """The file to load: ``pretrain_path`` when given (it must exist), else one in the hub cache, else the first
+    of ``file_names`` listed in :data:`KNOWN_WEIGHTS`, downloaded and verified (unless ``$FASTREID_OFFLINE``).
+
+    Raises:
+        FileNotFoundError: for a ``pretrain_path`` that does not exist.
+        PretrainedWeightsNotFound: (a FileNotFoundError) no file and no download, naming the file to place,
+            the folder, and the URL when known.
+        WeightsChecksumError: a download whose SHA-256 is wrong.
+    """
     if pretrain_path:
         if not PathManager.exists(pretrain_path):
             raise FileNotFoundError(
@@ -97,7 +227,48 @@ def resolve_pretrained_path(pretrain_path: str, file_names: Sequence[str]) -> st
                 f"scratch with MODEL.BACKBONE.PRETRAIN False."
             )
         return pretrain_path
-    return find_in_hub_cache(file_names)
+    path = _cached(file_names)
+    if path is not None:
+        return path
+    name = next((n for n in file_names if n in KNOWN_WEIGHTS), None)
+    if name is None:
+        raise PretrainedWeightsNotFound(_not_found_message(
+            file_names[0], "no download address with a checksum is known for it"))
+    if not downloads_allowed():
+        raise PretrainedWeightsNotFound(_not_found_message(name, f"downloading is off (${OFFLINE_ENV} is set)"))
+    known = KNOWN_WEIGHTS[name]
+    try:
+        return download_weights(name, known)
+    except (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException) as e:
+        reason = f"HTTP {e.code} {e.reason}" if isinstance(e, urllib.error.HTTPError) else getattr(e, "reason", e)
+        raise PretrainedWeightsNotFound(_not_found_message(
+            name, f"downloading it failed (offline? {reason})")) from e
+
+
+def init_pretrained(
+    module: nn.Module,
+    pretrain: bool,
+    pretrain_path: str,
+    file_names: Sequence[str],
+    ignore_unexpected: Iterable[str] = ("fc.weight", "fc.bias"),
+) -> Optional[IncompatibleWeights]:
+    """The backbones' common pretraining step (MODEL.BACKBONE.PRETRAIN / PRETRAIN_PATH).
+
+    Args:
+        module: the freshly built backbone.
+        pretrain: load weights at all; False trains from scratch.
+        pretrain_path: a local weight file; "" resolves ``file_names`` (hub cache, then a verified download).
+        file_names: the hub-cache file names of the backbone's ImageNet weights, preferred first.
+        ignore_unexpected: keys of the file that a reid backbone does not have, left out of the report (the
+            ImageNet classifier).
+
+    Returns:
+        The keys that did not load, or None when ``pretrain`` is False.
+    """
+    if not pretrain:
+        return None
+    path = resolve_pretrained_path(pretrain_path, file_names)
+    return load_pretrained_weights(module, path, ignore_unexpected=ignore_unexpected)
 
 
 def extract_state_dict(checkpoint: Union[Dict, nn.Module]) -> Dict[str, torch.Tensor]:

@@ -6,6 +6,9 @@ from .resnext import build_resnext_backbone
 from .vit import VisionTransformer, build_vit_backbone
 from .zoo import ZooEntry, model_zoo, register_zoo_model, zoo_entry
 
+# Imported for their registrations (backbone builders and zoo names).
+from . import repvgg  # noqa: E402,F401
+
 __all__ = [
     "BACKBONE_REGISTRY",
     "ResNet",
