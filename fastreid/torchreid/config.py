@@ -35,7 +35,7 @@ LOSSES = ("softmax", "triplet")
 def _model(cfg: CfgNode) -> None:
     cfg.model = CfgNode()
     cfg.model.name = "resnet50"  # a torchreid model name (fastreid.torchreid.models.show_avai_models())
-    cfg.model.pretrained = True  # ImageNet weights from the torch hub cache (never downloaded)
+    cfg.model.pretrained = True  # ImageNet weights: PRETRAIN_PATH, torch hub cache, or a checked download
     cfg.model.load_weights = ""  # path of weights to load (torchreid checkpoint or state dict)
     cfg.model.resume = ""  # path of a checkpoint to resume training from (model, optimizer, scheduler, epoch)
 

@@ -11,9 +11,10 @@ torchreid's already normalised image (``ToTensor`` then ``Normalize``) and reach
 fastreid batch ``{"images": ...}`` holds 0-255 pixels, normalised with ``pixel_mean``/``pixel_std`` (ImageNet
 statistics × 255) as every fastreid model does.
 
-``pretrained=True`` never downloads: torchvision's ImageNet file is taken from the torch hub cache when present
-(where torchvision and torchreid leave it); otherwise a warning is logged once per architecture and the model
-keeps its random initialisation.
+``pretrained=True`` loads ImageNet weights as every fastreid backbone does (``MODEL.BACKBONE.PRETRAIN``): from
+the torch hub cache (where torchvision and torchreid leave them), else by a checked download where fastreid knows
+the file's URL and SHA-256 (never with ``FASTREID_OFFLINE=1``); when neither works a warning is logged once per
+architecture and the model keeps its random initialisation.
 """
 import logging
 from collections import OrderedDict
@@ -188,7 +189,8 @@ def build_model(
         name: a torchreid model name (see :func:`show_avai_models`).
         num_classes: training identities (``datamanager.num_train_pids``).
         loss: "softmax" or "triplet" (see :class:`TorchreidModel` and :func:`get_model_config`).
-        pretrained: ImageNet weights from the torch hub cache; never downloaded (a warning when absent).
+        pretrained: ImageNet weights (hub cache, else a checked download where fastreid knows the file's URL and
+            SHA-256); a warning and random initialisation when neither is possible.
         use_gpu: accepted for torchreid's signature; these architectures do not use it (move the model with
             ``.cuda()`` or ``.to(device)`` as in torchreid).
 
@@ -207,7 +209,7 @@ def build_model(
             raise
         if name not in _warned_no_weights:
             _warned_no_weights.add(name)
-            logger.warning("%s: pretrained=True but no local ImageNet weights (fastreid never downloads); keeping "
+            logger.warning("%s: pretrained=True but no ImageNet weights could be found or downloaded; keeping "
                            "random initialisation. %s", name, e)
         cfg.MODEL.BACKBONE.PRETRAIN = False
         base = build_fastreid_model(cfg)

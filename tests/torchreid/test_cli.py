@@ -61,11 +61,12 @@ def test_recipe_values():
 
 
 @pytest.mark.parametrize("path", [p for p in RECIPES if "osnet" in p], ids=osp.basename)
-def test_osnet_recipes_load_but_their_model_is_not_built_yet(path):
+def test_osnet_recipes_build_their_model_and_name_its_layers(path):
     cfg = get_default_config()
     cfg.merge_from_file(path)
-    with pytest.raises(KeyError, match="does not build yet"):
-        torchreid.models.build_model(cfg.model.name, 8, loss=cfg.loss.name, pretrained=False)
+    model = torchreid.models.build_model(cfg.model.name, 8, loss=cfg.loss.name, pretrained=False)
+    assert model.name == cfg.model.name and model.heads.embedding_dim == 512
+    assert set(cfg.train.open_layers) <= set(named_layers(model))
 
 
 @pytest.mark.parametrize("name", ["im_r50_softmax_256x128_amsgrad.yaml", "im_r50fc512_softmax_256x128_amsgrad.yaml"])
@@ -291,13 +292,14 @@ def test_command_line_rejects_what_it_cannot_run(tmp_path, opts, error, match):
         main(["data.save_dir", str(tmp_path / "log"), *opts])
 
 
-def test_command_line_osnet_recipe_fails_at_the_model(tmp_path):
+def test_command_line_runs_the_osnet_recipe(tmp_path):
     from fastreid.torchreid.cli import main
 
     recipe = osp.join(REPO, "configs", "torchreid", "recipes", "im_osnet_x1_0_softmax_256x128_amsgrad_cosine.yaml")
     opts = _opts(tmp_path / "log")[2:]  # the recipe's model.name
-    with pytest.raises(KeyError, match="'osnet_x1_0' is a torchreid architecture that fastreid does not build yet"):
-        main(["--config-file", recipe, *_flags(tmp_path), *opts])
+    engine = main(["--config-file", recipe, *_flags(tmp_path), *opts, "train.max_epoch", "1"])
+    assert engine.model.name == "osnet_x1_0"
+    assert (tmp_path / "log" / "model" / "model.pth.tar-1").is_file()
 
 
 def test_command_line_trains_tests_and_retests_from_load_weights(tmp_path):

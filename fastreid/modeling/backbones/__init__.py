@@ -7,6 +7,8 @@ from .vit import VisionTransformer, build_vit_backbone
 from .zoo import ZooEntry, model_zoo, register_zoo_model, zoo_entry
 
 # Imported for their registrations (backbone builders and zoo names).
+from . import osnet  # noqa: E402,F401
+from . import osnet_ain  # noqa: E402,F401
 from . import repvgg  # noqa: E402,F401
 
 __all__ = [

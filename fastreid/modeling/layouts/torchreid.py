@@ -2,10 +2,11 @@
 
 torchreid's engine saves ``model.pth.tar-N`` as ``{"state_dict", "epoch", "rank1", "optimizer",
 "scheduler"}``, its model zoo files are bare state dicts, and models trained under ``DataParallel`` prefix every
-key with ``module.``. Its key names are those of one flat module (``conv1.weight``, ``layer4.2.bn3.bias``,
-``fc.0.weight``, ``classifier.weight``); fastreid's models hold the same modules under ``backbone.`` and
-``heads.`` (:class:`fastreid.modeling.heads.TorchreidHead`), so each key is mapped onto the key of the model being
-loaded that it names.
+key with ``module.``. Its key names are those of one flat module (ResNet's ``conv1.weight``, ``layer4.2.bn3.bias``;
+OSNet's ``conv1.conv.weight``, ``conv2.0.conv2b.1.bn.bias``, ``pool2.0.conv.weight``; then ``fc.0.weight`` and
+``classifier.weight``); fastreid's models hold the same modules under ``backbone.`` (the convolutional part, up to
+OSNet's ``conv5``) and ``heads.`` (:class:`fastreid.modeling.heads.TorchreidHead`: ``fc``, ``classifier``), so each
+key is mapped onto the key of the model being loaded that it names.
 """
 import logging
 from typing import Any, Dict, Mapping, Optional, Set
