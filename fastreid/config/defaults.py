@@ -35,6 +35,10 @@ _C.MODEL.QUEUE_SIZE = 8192
 # Channels-last (NHWC) weights and inputs (fastreid): faster convolutions on CPUs with oneDNN and on GPUs
 # with tensor cores (measured in docs/benchmarks.md).
 _C.MODEL.CHANNELS_LAST = False
+# (fastreid) Temporal pooling of VideoBaseline, by name in TEMPORAL_POOL_REGISTRY: "avg" (TemporalAvgPool) and
+# "max" (TemporalMaxPool) as torchreid's pooling_method, or "attention" (TemporalAttentionPool, learned
+# per-frame weights); it pools the backbone's per-frame maps into one map per tracklet.
+_C.MODEL.TEMPORAL_POOL = "avg"
 
 # ---------------------------------------------------------------------------- #
 # Backbone options
@@ -63,6 +67,9 @@ _C.MODEL.BACKBONE.NL_INTER_CHANNELS = 1
 # fast-reid's ResNet (its checkpoints need it); "padded" = padding 1, as torchvision's and torchreid's ResNet.
 # ResNeXt and ResNeSt always use "padded", as fast-reid builds them.
 _C.MODEL.BACKBONE.STEM_POOL = "ceil"
+# Library model name for the adapters: a timm name (`timm.list_models()`) for build_timm_backbone, a torchvision
+# name (`torchvision.models.list_models()`) for build_torchvision_backbone, e.g. "legacy_seresnet50".
+_C.MODEL.BACKBONE.ARCH = ""
 # Initialise from ImageNet-pretrained weights.
 _C.MODEL.BACKBONE.PRETRAIN = True
 # Local file of pretrained weights ("" = look in the torch hub cache).
@@ -89,8 +96,11 @@ _C.MODEL.HEADS.NORM = "BN"
 # Number of identities; 0 = taken from the training set.
 _C.MODEL.HEADS.NUM_CLASSES = 0
 # Embedding dimension of the optional 1x1 reduction (TorchreidHead: width of the fc layer after the pooling);
-# 0 = no reduction.
+# 0 = no reduction. The heads of torchreid's re-id architectures (PCBHead, HACNNHead, MuDeepHead, ResNetMidHead)
+# read it as the width of their reduction / fc layers, 0 meaning torchreid's default.
 _C.MODEL.HEADS.EMBEDDING_DIM = 0
+# Horizontal stripes the map is pooled into by part heads (PCBHead: 6 for pcb_p6, 4 for pcb_p4).
+_C.MODEL.HEADS.NUM_PARTS = 6
 # Use a BNNeck before the classifier.
 _C.MODEL.HEADS.WITH_BNNECK = True
 # Feature given to metric losses: "before" or "after" the BNNeck.
@@ -180,6 +190,16 @@ _C.INPUT.TRAIN_TRANSFORMS = [
 ]
 _C.INPUT.TEST_TRANSFORMS = ["resize", "crop", "to_tensor"]
 
+# (fastreid) Tracklet (video) datasets: frames sampled per tracklet (count) by SAMPLE_METHOD_TRAIN / _TEST.
+_C.INPUT.SEQ_LEN = 15
+# (fastreid) Frame sampling in training, torchreid's sample_method: "random" (SEQ_LEN frames at random, kept in
+# temporal order; repeated when the tracklet is shorter) or "evenly" (every (n // SEQ_LEN)-th frame; the last
+# frame repeated when shorter).
+_C.INPUT.SAMPLE_METHOD_TRAIN = "random"
+# (fastreid) Frame sampling in test: "evenly" (SEQ_LEN frames) or "all" (every frame, one tracklet per batch
+# whatever TEST.IMS_PER_BATCH, run through the model TEST.FRAME_CHUNK frames at a time).
+_C.INPUT.SAMPLE_METHOD_TEST = "evenly"
+
 # Random horizontal flip.
 _C.INPUT.DO_FLIP = True
 _C.INPUT.FLIP_PROB = 0.5
@@ -247,8 +267,12 @@ _C.DATASETS.CUHK03 = CN()
 _C.DATASETS.CUHK03.LABELED = False
 _C.DATASETS.CUHK03.CLASSIC_SPLIT = False
 _C.DATASETS.CUHK03.SPLIT_ID = 0
-# Random train/test split index (0-based) of the small person sets: CUHK01, VIPeR, GRID, iLIDS, PRID (fastreid).
+# Random train/test split index (0-based) of the small person sets: CUHK01, VIPeR, GRID, iLIDS, PRID (fastreid);
+# also the official split (0-9) of the video sets iLIDSVID and PRID2011.
 _C.DATASETS.SPLIT_ID = 0
+# Video datasets (MARS, iLIDSVID, PRID2011, DukeMTMCVidReID; fastreid): drop tracklets with fewer frames than
+# this from every subset, as torchreid's min_seq_len; 0 = keep all.
+_C.DATASETS.MIN_SEQ_LEN = 0
 # VehicleID test list size for "VehicleID" (fastreid): 800, 1600 or 2400 vehicles (13164 = all).
 _C.DATASETS.VEHICLEID = CN()
 _C.DATASETS.VEHICLEID.TEST_SIZE = 800
@@ -265,6 +289,17 @@ _C.DATASETS.SYNTHETIC.IMAGES_PER_ID = 20
 _C.DATASETS.SYNTHETIC.HEIGHT = 128
 _C.DATASETS.SYNTHETIC.WIDTH = 64
 _C.DATASETS.SYNTHETIC.SEED = 0
+# SyntheticTracklets (fastreid): the SyntheticPerson identities (same train/test split and look-alike families)
+# filmed as short tracklets: identities, cameras (2-9; each identity is seen by 2 or more), tracklets per
+# (identity, camera), frames per tracklet, frame height and width in pixels, generation seed.
+_C.DATASETS.SYNTHETIC_TRACKLETS = CN()
+_C.DATASETS.SYNTHETIC_TRACKLETS.NUM_IDS = 100
+_C.DATASETS.SYNTHETIC_TRACKLETS.NUM_CAMERAS = 4
+_C.DATASETS.SYNTHETIC_TRACKLETS.TRACKLETS_PER_CAMERA = 2
+_C.DATASETS.SYNTHETIC_TRACKLETS.FRAMES = 12
+_C.DATASETS.SYNTHETIC_TRACKLETS.HEIGHT = 128
+_C.DATASETS.SYNTHETIC_TRACKLETS.WIDTH = 64
+_C.DATASETS.SYNTHETIC_TRACKLETS.SEED = 0
 # CustomReID (fastreid): folder relative to DATASETS.ROOT (or absolute) holding the data. Either image folders
 # (names "<pid>_c<cam>...", e.g. 0002_c1_0001.jpg) or list files with lines "relative/path pid camid".
 # Paths inside are relative to DIR. An empty *_LIST means the matching *_DIR folder is used.
@@ -388,6 +423,9 @@ _C.TEST.EVAL_PERIOD = 20
 
 # Number of images per batch in one process.
 _C.TEST.IMS_PER_BATCH = 64
+# (fastreid) Most frames a video model (VideoBaseline) runs through its backbone at once in evaluation (count),
+# which bounds inference memory for long tracklets (INPUT.SAMPLE_METHOD_TEST "all"); 0 = the whole batch at once.
+_C.TEST.FRAME_CHUNK = 128
 # Distance metric: "cosine" or "euclidean".
 _C.TEST.METRIC = "cosine"
 # Report TPR at fixed FPRs.
