@@ -7,6 +7,7 @@ import torch
 from fastreid.config import get_cfg
 from fastreid.modeling.losses import (
     LOSS_REGISTRY,
+    CrossEntropyLoss,
     build_losses,
     cross_entropy_loss,
     focal_loss,
@@ -183,3 +184,12 @@ def test_unknown_loss_name_fails_with_registry_message():
     cfg.MODEL.LOSSES.NAME = ("TripletLos",)
     with pytest.raises(KeyError, match="Did you mean 'TripletLoss'"):
         build_losses(cfg)
+
+
+def test_list_of_part_logits_averages_the_loss_over_parts():
+    torch.manual_seed(0)
+    parts, targets = [torch.randn(6, 4) for _ in range(3)], torch.tensor([0, 1, 2, 3, 0, 1])
+    loss = CrossEntropyLoss(eps=0.1, scale=2.0)
+    got = loss({"cls_outputs": parts}, targets)["loss_cls"]
+    expected = sum(cross_entropy_loss(p, targets, 0.1) for p in parts) / 3 * 2.0
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6)

@@ -9,6 +9,11 @@ from .zoo import ZooEntry, model_zoo, register_zoo_model, zoo_entry
 # Imported for their registrations (backbone builders and zoo names).
 from . import osnet  # noqa: E402,F401
 from . import osnet_ain  # noqa: E402,F401
+from . import pcb  # noqa: E402,F401
+from . import hacnn  # noqa: E402,F401
+from . import mlfn  # noqa: E402,F401
+from . import mudeep  # noqa: E402,F401
+from . import resnet_mid  # noqa: E402,F401
 from . import repvgg  # noqa: E402,F401
 
 __all__ = [

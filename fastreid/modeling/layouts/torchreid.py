@@ -31,13 +31,15 @@ def _strip_module(state_dict: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 def _is_torchreid_state_dict(state_dict: Any) -> bool:
-    """A dict of tensors with a top-level ``classifier`` and none of fastreid's module prefixes."""
+    """A dict of tensors with a top-level classifier (``classifier.weight``, or PCB's ``classifier.0.weight``,
+    HACNN's ``classifier_global.weight``) and none of fastreid's module prefixes."""
     if not isinstance(state_dict, Mapping) or not state_dict:
         return False
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()):
         return False
     keys = _strip_module(state_dict)
-    return "classifier.weight" in keys and not any(k.startswith(_PREFIXES) for k in keys)
+    has_classifier = any(k.startswith("classifier") and k.endswith(".weight") for k in keys)
+    return has_classifier and not any(k.startswith(_PREFIXES) for k in keys)
 
 
 def _model_key(key: str, model_keys: Set[str]) -> str:

@@ -39,13 +39,19 @@ class ReIDLoss(nn.Module):
     def forward(self, outputs: Dict[str, torch.Tensor], targets: torch.Tensor) -> Dict[str, torch.Tensor]:
         """
         Args:
-            outputs: a head's training outputs; this loss reads ``outputs[self.input_key]``.
+            outputs: a head's training outputs; this loss reads ``outputs[self.input_key]``, a tensor or a list of
+                tensors (part-based heads such as PCB's: the loss is averaged over them, as torchreid does).
             targets: B identity labels (long).
 
         Returns:
             {"loss_<term>": scale * loss}.
         """
-        return {f"loss_{self.term}": self.compute(outputs[self.input_key], targets) * self.scale}
+        inputs = outputs[self.input_key]
+        if isinstance(inputs, (list, tuple)):
+            loss = sum(self.compute(x, targets) for x in inputs) / len(inputs)
+        else:
+            loss = self.compute(inputs, targets)
+        return {f"loss_{self.term}": loss * self.scale}
 
     def extra_repr(self) -> str:
         return f"input={self.input_key}, scale={self.scale}"
