@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from typing import Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image
@@ -108,16 +108,20 @@ def _read_meta(folder: str):
         return None
 
 
-def ensure_generated(folder: str, params: Dict) -> bool:
-    """Generate into ``folder`` unless it already holds a dataset with ``params``; True if generated here."""
+def ensure_generated(folder: str, params: Dict, write: Optional[Callable[[str, Dict], None]] = None) -> bool:
+    """Generate into ``folder`` unless it already holds a dataset with ``params``; True if generated here.
+
+    ``write(tmp_folder, params)`` (default :func:`generate`; SyntheticTracklets passes its own) writes the files
+    into a temporary sibling folder, renamed into place once complete.
+    """
     if _read_meta(folder) == params:
         return False
     parent = os.path.dirname(os.path.abspath(folder))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}-tmp-", dir=parent)
     try:
-        logger.info("Generating SyntheticPerson %s into %s", params, folder)
-        generate(tmp, params)
+        logger.info("Generating %s %s", folder, params)
+        (write or generate)(tmp, params)
         if _read_meta(folder) == params:  # another process finished first
             return False
         if os.path.exists(folder):
