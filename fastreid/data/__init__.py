@@ -6,3 +6,4 @@ from .data_utils import BadImageError, read_image
 from .datasets import DATASET_REGISTRY
 from .transforms import TRANSFORM_REGISTRY
 from .validation import DatasetCheckError, check_datasets
+from .video import SAMPLE_METHODS, TrackletDataset, collate_tracklets, sample_frame_indices

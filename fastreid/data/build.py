@@ -7,9 +7,14 @@ The trainer's entry points::
     test_loader, num_query = build_reid_test_loader(cfg, dataset_name="Market1501")
 
 Batch dicts hold ``images`` (float ``B x 3 x H x W`` on the 0-255 scale), ``targets`` and ``camids`` (long
-``B``) and ``img_paths`` (list of str). The train loader is a :class:`TrainDataLoader`: it remembers how many
-batches it has handed out, and its ``state_dict()`` / ``load_state_dict()`` save and restore that position with
-the sampler seed, so a resumed run sees exactly the batches an uninterrupted one would have.
+``B``) and ``img_paths`` (list of str). Datasets of tracklets (:class:`~fastreid.data.datasets.VideoDataset`)
+give :class:`~fastreid.data.video.TrackletDataset` sets instead: ``images`` is ``B x S x 3 x H x W`` (S =
+INPUT.SEQ_LEN frames, or every frame of the one tracklet of a batch with sample method "all"), ``img_paths``
+a list of frame-path tuples and ``indices`` the tracklets' dataset indices; batch sizes count tracklets.
+
+The train loader is a :class:`TrainDataLoader`: it remembers how many batches it has handed out, and its
+``state_dict()`` / ``load_state_dict()`` save and restore that position with the sampler seed, so a resumed run
+sees exactly the batches an uninterrupted one would have.
 
 Training augmentation is a pure function of (sampler seed, rank, position of the sample in the rank's stream):
 the sampler pairs each index with a seed for the transform (:class:`SeededSampler`), so batches are bitwise
@@ -25,10 +30,11 @@ from fastreid.config import CfgNode, configurable
 from fastreid.utils import comm
 
 from .common import CommDataset
-from .datasets import build_dataset
+from .datasets import VideoDataset, build_dataset
 from .samplers import InferenceSampler, SeededSampler, build_train_sampler, sampler_name
 from .transforms import build_transforms
 from .validation import check_test_splits, check_train_split
+from .video import TrackletDataset, collate_tracklets
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +49,15 @@ class TrainDataLoader(DataLoader):
     loses and repeats no batch.
 
     Args:
-        dataset: the relabelled training set.
+        dataset: the relabelled training set (a :class:`TrackletDataset` batches tracklets).
         sampler: the index sampler, wrapped into batches of ``mini_batch_size`` (incomplete batches dropped).
         mini_batch_size: images per batch on this rank.
         kwargs: other ``DataLoader`` arguments (``num_workers``, ``pin_memory``, ``generator``, ...).
     """
 
     def __init__(self, dataset: CommDataset, sampler: SeededSampler, mini_batch_size: int, **kwargs) -> None:
+        if isinstance(dataset, TrackletDataset):
+            kwargs.setdefault("collate_fn", collate_tracklets)
         super().__init__(dataset, batch_sampler=BatchSampler(sampler, mini_batch_size, drop_last=True), **kwargs)
         self._seeded_sampler = sampler
         self._start = sampler.state_dict()["start"]
@@ -82,20 +90,45 @@ def build_train_set(
     """The relabelled training set of DATASETS.NAMES (or ``names``); several names train jointly.
 
     Train ids carry a dataset-name prefix before relabelling, so ids and cameras of different datasets never
-    merge; ``set_ids`` records each sample's source dataset (the index in ``names``).
+    merge; ``set_ids`` records each sample's source dataset (the index in ``names``). Tracklet datasets give a
+    :class:`TrackletDataset` sampling INPUT.SEQ_LEN frames by INPUT.SAMPLE_METHOD_TRAIN.
+
+    Raises:
+        ValueError: image and tracklet datasets are mixed, or INPUT.SAMPLE_METHOD_TRAIN is "all".
     """
     names = list(names if names is not None else cfg.DATASETS.NAMES)
-    items, set_ids = [], []
+    items, set_ids, datasets = [], [], []
     for set_id, name in enumerate(names):
         dataset = build_dataset(name, cfg, combineall=cfg.DATASETS.COMBINEALL)
         check_train_split(name, dataset)
+        datasets.append(dataset)
         items += dataset.train
         set_ids += [set_id] * len(dataset.train)
-    train_set = CommDataset(items, transform, relabel=True, set_ids=set_ids,
-                            skip_bad_images=cfg.DATALOADER.SKIP_BAD_IMAGES)
-    logger.info("Training on %s: %d images, %d identities, %d cameras", "+".join(names), len(train_set),
+    if _is_video("DATASETS.NAMES", names, datasets):
+        if cfg.INPUT.SAMPLE_METHOD_TRAIN == "all":
+            raise ValueError('INPUT.SAMPLE_METHOD_TRAIN "all" gives tracklets of different lengths, which cannot '
+                             'be batched for training: use "random" or "evenly"')
+        train_set: CommDataset = TrackletDataset(
+            items, transform, relabel=True, set_ids=set_ids, skip_bad_images=cfg.DATALOADER.SKIP_BAD_IMAGES,
+            seq_len=cfg.INPUT.SEQ_LEN, sample_method=cfg.INPUT.SAMPLE_METHOD_TRAIN)
+        unit = "tracklets"
+    else:
+        train_set = CommDataset(items, transform, relabel=True, set_ids=set_ids,
+                                skip_bad_images=cfg.DATALOADER.SKIP_BAD_IMAGES)
+        unit = "images"
+    logger.info("Training on %s: %d %s, %d identities, %d cameras", "+".join(names), len(train_set), unit,
                 train_set.num_classes, train_set.num_cameras)
     return train_set
+
+
+def _is_video(key: str, names: Sequence[str], datasets: Sequence) -> bool:
+    """Whether the datasets hold tracklets; raises ValueError when ``key`` mixes tracklet and image sets."""
+    video = [isinstance(d, VideoDataset) for d in datasets]
+    if any(video) and not all(video):
+        kinds = ", ".join(f"{n} ({'tracklets' if v else 'images'})" for n, v in zip(names, video))
+        raise ValueError(f"{key} mixes tracklet (video) and image datasets: {kinds}. Train or test them in "
+                         "separate runs")
+    return bool(video) and all(video)
 
 
 def _train_loader_from_config(cfg: CfgNode, *, train_set=None, transforms=None, world_size: Optional[int] = None):
@@ -140,7 +173,7 @@ def build_reid_train_loader(
     Args:
         train_set: relabelled training set (``relabel=True``).
         sampler: name in SAMPLER_REGISTRY.
-        mini_batch_size: images per batch on this rank (SOLVER.IMS_PER_BATCH // world size).
+        mini_batch_size: images (tracklets) per batch on this rank (SOLVER.IMS_PER_BATCH // world size).
         num_instance: K of the identity samplers.
         set_weight: per-dataset weights of SetReWeightSampler.
         num_workers: worker processes (0 = load in the main process). The sampler is infinite, so one
@@ -151,9 +184,10 @@ def build_reid_train_loader(
         rank, world_size: shard; default from ``fastreid.utils.comm``.
 
     Returns:
-        A :class:`TrainDataLoader` yielding dicts: ``images`` float ``B x 3 x H x W`` (0-255), ``targets``
-        long ``B``, ``camids`` long ``B``, ``img_paths`` list[str]. ``loader.dataset.num_classes`` is the
-        number of training identities; ``loader.state_dict()`` is its position for a resume.
+        A :class:`TrainDataLoader` yielding dicts: ``images`` float ``B x 3 x H x W`` (0-255; ``B x S x 3 x H x
+        W`` for a :class:`TrackletDataset`, see the module docstring), ``targets`` long ``B``, ``camids`` long
+        ``B``, ``img_paths`` list[str] (of frame-path tuples for tracklets). ``loader.dataset.num_classes`` is
+        the number of training identities; ``loader.state_dict()`` is its position for a resume.
     """
     index_sampler = SeededSampler(build_train_sampler(
         sampler, train_set, mini_batch_size=mini_batch_size, num_instance=num_instance, set_weight=set_weight,
@@ -171,14 +205,22 @@ def build_reid_train_loader(
 def build_test_set(cfg: CfgNode, dataset_name: str, transform: Optional[Callable] = None) -> Tuple[CommDataset, int]:
     """Query followed by gallery of ``dataset_name`` with raw ids, and the number of queries.
 
+    A tracklet dataset gives a :class:`TrackletDataset` sampling by INPUT.SAMPLE_METHOD_TEST (INPUT.SEQ_LEN
+    frames for "evenly", every frame for "all").
+
     Raises:
         DatasetCheckError: an empty query or gallery, or no query with a valid match (see
             :func:`fastreid.data.validation.check_test_splits`), before any image is read.
     """
     dataset = build_dataset(dataset_name, cfg)
     check_test_splits(dataset_name, dataset)  # the evaluator warns about the queries it skips
-    test_set = CommDataset(dataset.query + dataset.gallery, transform, relabel=False,
-                           skip_bad_images=cfg.DATALOADER.SKIP_BAD_IMAGES)
+    records = dataset.query + dataset.gallery
+    if _is_video("DATASETS.TESTS", [dataset_name], [dataset]):
+        test_set: CommDataset = TrackletDataset(
+            records, transform, relabel=False, skip_bad_images=cfg.DATALOADER.SKIP_BAD_IMAGES,
+            seq_len=cfg.INPUT.SEQ_LEN, sample_method=cfg.INPUT.SAMPLE_METHOD_TEST)
+    else:
+        test_set = CommDataset(records, transform, relabel=False, skip_bad_images=cfg.DATALOADER.SKIP_BAD_IMAGES)
     return test_set, len(dataset.query)
 
 
@@ -204,13 +246,20 @@ def build_reid_test_loader(
 ) -> Tuple[DataLoader, int]:
     """A loader over query then gallery, in order, sharded by rank without drops or duplicates.
 
-    Call as ``build_reid_test_loader(cfg, dataset_name="Market1501")`` or with explicit arguments.
+    Call as ``build_reid_test_loader(cfg, dataset_name="Market1501")`` or with explicit arguments. A
+    :class:`TrackletDataset` sampling "all" frames is batched one tracklet at a time, whatever ``batch_size``.
 
     Returns:
         ``(loader, num_query)``: batches as in :func:`build_reid_train_loader` (raw ``targets``/``camids``);
         the first ``num_query`` samples of the whole set are queries.
     """
+    collate_fn = None
+    if isinstance(test_set, TrackletDataset):
+        collate_fn = collate_tracklets
+        if test_set.sample_method == "all" and batch_size != 1:
+            logger.info("Sample method 'all': one tracklet per test batch (batch size %d ignored)", batch_size)
+            batch_size = 1
     sampler = InferenceSampler(len(test_set), rank=rank, world_size=world_size)
     loader = DataLoader(test_set, batch_sampler=BatchSampler(sampler, batch_size, drop_last=False),
-                        num_workers=num_workers)
+                        num_workers=num_workers, collate_fn=collate_fn)
     return loader, num_query

@@ -15,7 +15,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["DatasetEvaluator", "forward_features", "inference_on_dataset", "inference_context", "print_csv_format"]
 
-# What a meta-architecture takes in eval mode: {"images": B×3×H×W, ...labels} or the bare image tensor.
+# What a meta-architecture takes in eval mode: {"images": B×3×H×W (B×S×3×H×W for tracklets), ...labels} or the
+# bare image tensor.
 Batch = Union[Mapping[str, Any], torch.Tensor]
 
 
@@ -49,11 +50,12 @@ def inference_context(model: torch.nn.Module):
 
 
 def _mirrored(inputs: Batch) -> Batch:
-    """``inputs`` with the images flipped left-right (a shallow copy of a dict; its other entries are shared)."""
+    """``inputs`` with the images (or every frame of a tracklet batch) flipped left-right (a shallow copy of a
+    dict; its other entries are shared)."""
     if isinstance(inputs, torch.Tensor):
-        return inputs.flip(dims=[3])
+        return inputs.flip(dims=[-1])
     flipped = dict(inputs)
-    flipped["images"] = inputs["images"].flip(dims=[3])
+    flipped["images"] = inputs["images"].flip(dims=[-1])
     return flipped
 
 
@@ -65,8 +67,10 @@ def forward_features(model: torch.nn.Module, inputs: Batch, flip: bool = False) 
     Args:
         model: maps ``inputs`` to (B, D) features in eval mode.
         inputs: ``{"images": (B, 3, H, W) float 0-255, ...}`` as the test loader yields it, or the bare
-            (B, 3, H, W) image tensor.
-        flip: average the features of each image and its horizontal mirror.
+            (B, 3, H, W) image tensor. Tracklet batches hold (B, S, 3, H, W) frames; a video model
+            (:class:`fastreid.modeling.meta_arch.VideoBaseline`) pools them into one feature per tracklet,
+            running long tracklets through its backbone in chunks of TEST.FRAME_CHUNK frames.
+        flip: average the features of each image (each tracklet) and its horizontal mirror.
 
     Returns:
         (B, D) features: ``model(inputs)``, or ``(model(inputs) + model(mirrored inputs)) / 2`` with ``flip``.
@@ -82,8 +86,8 @@ def inference_on_dataset(model: torch.nn.Module, data_loader: Iterable[Dict[str,
     """Runs ``model`` over ``data_loader`` and evaluates its outputs.
 
     Args:
-        model: maps an input dict (``"images"``: (B, 3, H, W) float 0-255, plus labels)
-            to (B, D) features. Run under ``torch.no_grad`` in eval mode; the training
+        model: maps an input dict (``"images"``: (B, 3, H, W) float 0-255, or (B, S, 3, H, W) frames of
+            tracklets, plus labels) to (B, D) features. Run under ``torch.no_grad`` in eval mode; the training
             flag is restored afterwards.
         data_loader: iterable of input dicts (every process gets its own shard).
         evaluator: receives ``process(inputs, features)`` for every batch.
@@ -96,16 +100,16 @@ def inference_on_dataset(model: torch.nn.Module, data_loader: Iterable[Dict[str,
     logger.info("Start inference on %s batches", total if total is not None else "?")
     evaluator.reset()
     start = time.perf_counter()
-    num_images = 0
+    num_samples = 0
     with inference_context(model), torch.no_grad():
         for inputs in tqdm(data_loader, total=total, disable=not comm.is_main_process(),
                            desc="Inference", leave=False):
             outputs = forward_features(model, inputs, flip=flip_test)
             evaluator.process(inputs, outputs)
-            num_images += len(outputs)
+            num_samples += len(outputs)
     elapsed = time.perf_counter() - start
-    logger.info("Inference done: %d images in %.2f s (%.1f images/s per process)", num_images, elapsed,
-                num_images / max(elapsed, 1e-9))
+    logger.info("Inference done: %d samples (images or tracklets) in %.2f s (%.1f samples/s per process)",
+                num_samples, elapsed, num_samples / max(elapsed, 1e-9))
     results = evaluator.evaluate()
     return results if results is not None else {}
 

@@ -2,5 +2,6 @@
 from .baseline import Baseline, ReIDMetaArch
 from .build import META_ARCH_REGISTRY, build_model
 from .mgn import MGN
+from .video_baseline import VideoBaseline
 
-__all__ = ["META_ARCH_REGISTRY", "MGN", "Baseline", "ReIDMetaArch", "build_model"]
+__all__ = ["META_ARCH_REGISTRY", "MGN", "Baseline", "ReIDMetaArch", "VideoBaseline", "build_model"]

@@ -47,6 +47,10 @@ class ReIDMetaArch(nn.Module):
         images = batched_inputs["images"] if isinstance(batched_inputs, Mapping) else batched_inputs
         if not isinstance(images, torch.Tensor):
             raise TypeError(f"Expected images as a B×3×H×W tensor, got {type(images).__name__}")
+        if images.dim() == 5:
+            raise ValueError(f"{type(self).__name__} takes B×3×H×W images but got tracklet frames of shape "
+                             f"{tuple(images.shape)} (B×S×3×H×W): set MODEL.META_ARCHITECTURE VideoBaseline for "
+                             "tracklet (video) datasets")
         images = images.to(self.device, non_blocking=True)
         return ((images - self.pixel_mean) / self.pixel_std).contiguous(memory_format=self.memory_format)
 
@@ -119,6 +123,10 @@ class Baseline(ReIDMetaArch):
             "pixel_std": cfg.MODEL.PIXEL_STD,
         }
 
+    def backbone_features(self, batched_inputs: Batch) -> torch.Tensor:
+        """The B×C×h×w backbone maps the head takes (subclasses change how they are computed)."""
+        return self.backbone(self.preprocess_image(batched_inputs))
+
     def forward(self, batched_inputs: Batch) -> Union[Dict[str, torch.Tensor], torch.Tensor]:
         """
         Args:
@@ -129,8 +137,7 @@ class Baseline(ReIDMetaArch):
             Training mode: {"loss_<term>": scalar} for the configured losses, each weighted by its SCALE.
             Eval mode: B×D features.
         """
-        images = self.preprocess_image(batched_inputs)
-        features = self.backbone(images)
+        features = self.backbone_features(batched_inputs)
         if not self.training:
             return self.heads(features)
         self.check_num_classes(getattr(self.heads, "num_classes", 1))
