@@ -84,6 +84,8 @@ class Dataset:
             subset from (set before calling this constructor), for error messages; see :meth:`split_source`.
     """
 
+    item_name = "images"  # what one record is, in the logged statistics
+
     split_sources: Dict[str, str] = {}
 
     #: Ids that are not persons (junk / distractors), dropped when ``combineall`` merges test data into train.
@@ -151,7 +153,7 @@ class Dataset:
 
     def _table(self, rows: List[Tuple[str, List[Record]]]) -> str:
         body = [(name, *self.parse_data(data)) for name, data in rows]
-        return tabulate(body, headers=["subset", "# ids", "# images", "# cameras"], tablefmt="pipe")
+        return tabulate(body, headers=["subset", "# ids", f"# {self.item_name}", "# cameras"], tablefmt="pipe")
 
     def show_train(self) -> None:
         """Log the train subset statistics as a table."""
@@ -169,3 +171,5 @@ class ImageDataset(Dataset):
 
 class VideoDataset(Dataset):
     """A dataset of tracklets (``img_path`` is a tuple of frame paths)."""
+
+    item_name = "tracklets"
