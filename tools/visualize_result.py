@@ -103,8 +103,11 @@ def plot_roc(fpr: np.ndarray, tpr: np.ndarray, path: str) -> float:
 
 def write_labels(path: str, queries: Sequence[int], dist: np.ndarray, ap: np.ndarray, data: Dict, num_query: int,
                  max_rank: int) -> None:
-    """CSV of the tiles of the drawn rank lists, in the visualiser's order (distance, then gallery index)."""
-    pids, camids, paths = data["pids"].numpy(), data["camids"].numpy(), data["img_paths"]
+    """CSV of the tiles of the drawn rank lists, in the visualiser's order (distance, then gallery index).
+
+    A tracklet (a tuple of frame paths) is written as the folder of its first frame."""
+    pids, camids = data["pids"].numpy(), data["camids"].numpy()
+    paths = [p if isinstance(p, str) else os.path.dirname(p[0]) for p in data["img_paths"]]
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["query", "query_pid", "query_camid", "query_ap", "rank", "gallery", "gallery_pid",

@@ -3,6 +3,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from tool_loading import load_tool
 
@@ -55,3 +56,13 @@ def test_writes_rank_lists_histogram_and_roc(cfg, setup_files, tmp_path):
         image = Image.open(out / name)
         assert image.size[0] >= 400 and np.asarray(image.convert("L")).std() > 5  # a drawn plot, not blank
     assert 0.0 <= written["auc"] <= 1.0
+
+
+def test_labels_name_a_tracklet_by_its_folder(tmp_path):
+    data = {"pids": torch.tensor([1, 1, 2]), "camids": torch.tensor([0, 1, 1]),
+            "img_paths": [("q/t1/f1.jpg", "q/t1/f2.jpg"), ("g/t2/f1.jpg",), ("g/t3/f1.jpg", "g/t3/f2.jpg")]}
+    dist = np.array([[0.1, 0.5]])
+    out = tmp_path / "labels.csv"
+    visualize_result.write_labels(str(out), [0], dist, np.array([1.0]), data, num_query=1, max_rank=2)
+    rows = out.read_text().splitlines()
+    assert rows[1].startswith("q/t1,1,0,") and ",g/t2,1,1," in rows[1] and ",g/t3,2,1," in rows[2]
