@@ -14,6 +14,10 @@ from . import hacnn  # noqa: E402,F401
 from . import mlfn  # noqa: E402,F401
 from . import mudeep  # noqa: E402,F401
 from . import resnet_mid  # noqa: E402,F401
+from . import timm_adapter  # noqa: E402,F401
+from . import torchvision_adapter  # noqa: E402,F401
+from . import shufflenet  # noqa: E402,F401
+from . import lightweight  # noqa: E402,F401
 from . import repvgg  # noqa: E402,F401
 
 __all__ = [
