@@ -87,9 +87,12 @@ def test_every_published_recipe_builds_a_fixture_model():
     """Each fast-reid recipe in configs/ builds the model of a fixture's recipe: the datasets' copies of a
     recipe differ only in data, input size and schedule."""
     covered = {_model_section(REPO / "configs" / recipe) for recipe, _, extra in cases.CASES.values() if not extra}
+    # fast-reid publishes image recipes for these datasets; configs/ also holds fastreid's own (Synthetic,
+    # torchreid's recipes, the video recipes).
+    fastreid_dirs = ("Market1501", "DukeMTMC", "MSMT17", "VeRi", "VehicleID", "VERIWild")
     published = [
         p for p in sorted((REPO / "configs").rglob("*.yml"))
-        if p.parent.name not in ("Synthetic", "torchreid") and not p.name.startswith("Base-")
+        if p.parent.name in fastreid_dirs and not p.name.startswith("Base-")
     ]
     assert len(published) == 47 - 4
     missing = [str(p.relative_to(REPO)) for p in published if _model_section(p) not in covered]
