@@ -27,7 +27,7 @@ from fastreid.utils.logger import log_to_file, setup_logger
 
 from . import data, engine, models, optim
 from .config import (DATA_TYPES, LOSSES, engine_run_kwargs, get_default_config, imagedata_kwargs,
-                     lr_scheduler_kwargs, optimizer_kwargs)
+                     lr_scheduler_kwargs, optimizer_kwargs, videodata_kwargs)
 from .utils import compute_model_complexity, load_pretrained_weights, resume_from_checkpoint
 
 __all__ = ["build_datamanager", "build_engine", "build_parser", "check_config", "load_torchreid_config", "main",
@@ -110,15 +110,10 @@ def check_config(cfg: CfgNode) -> None:
     """Reject settings this command line cannot run, before anything is built.
 
     Raises:
-        NotImplementedError: ``data.type`` "video" (video re-id comes with the video-reid issue).
-        ValueError: another ``data.type`` or ``loss.name``; ``test.visactmap`` True; the triplet loss without
+        ValueError: an unknown ``data.type`` or ``loss.name``; ``test.visactmap`` True; the triplet loss without
             cross-entropy (``loss.triplet.weight_x`` 0) with ``train.fixbase_epoch`` > 0, where only the
             classifier would train but it is outside the loss (torchreid's check).
     """
-    if cfg.data.type == "video":
-        raise NotImplementedError(
-            "data.type 'video': video re-id (VideoDataManager, video engines) comes with the video-reid issue "
-            "and is not built yet; use data.type image")
     if cfg.data.type not in DATA_TYPES:
         raise ValueError(f"data.type '{cfg.data.type}' is not one of {list(DATA_TYPES)}")
     if cfg.loss.name not in LOSSES:
@@ -133,22 +128,29 @@ def check_config(cfg: CfgNode) -> None:
 
 
 def build_datamanager(cfg: CfgNode) -> data.ImageDataManager:
-    """The data manager of ``cfg`` (``data.type`` image; see :func:`check_config` for video)."""
+    """The data manager of ``cfg``: :class:`~fastreid.torchreid.data.ImageDataManager` or, with ``data.type``
+    video, :class:`~fastreid.torchreid.data.VideoDataManager`."""
     check_config(cfg)
+    if cfg.data.type == "video":
+        return data.VideoDataManager(**videodata_kwargs(cfg))
     return data.ImageDataManager(**imagedata_kwargs(cfg))
 
 
 def build_engine(cfg: CfgNode, datamanager: data.ImageDataManager, model: torch.nn.Module,
                  optimizer: torch.optim.Optimizer, scheduler=None) -> "engine.Engine":
-    """``ImageSoftmaxEngine`` (``loss.name`` softmax) or ``ImageTripletEngine`` (triplet) with ``cfg``'s loss
-    settings."""
+    """The softmax (``loss.name`` softmax) or triplet engine with ``cfg``'s loss settings: the image engines, or
+    the video ones with ``video.pooling_method`` when ``data.type`` is video."""
+    video = cfg.data.type == "video"
+    common = dict(optimizer=optimizer, scheduler=scheduler, use_gpu=cfg.use_gpu,
+                  label_smooth=cfg.loss.softmax.label_smooth)
+    if video:
+        common["pooling_method"] = cfg.video.pooling_method
     if cfg.loss.name == "softmax":
-        return engine.ImageSoftmaxEngine(datamanager, model, optimizer=optimizer, scheduler=scheduler,
-                                         use_gpu=cfg.use_gpu, label_smooth=cfg.loss.softmax.label_smooth)
-    return engine.ImageTripletEngine(
-        datamanager, model, optimizer=optimizer, margin=cfg.loss.triplet.margin,
-        weight_t=cfg.loss.triplet.weight_t, weight_x=cfg.loss.triplet.weight_x, scheduler=scheduler,
-        use_gpu=cfg.use_gpu, label_smooth=cfg.loss.softmax.label_smooth)
+        softmax = engine.VideoSoftmaxEngine if video else engine.ImageSoftmaxEngine
+        return softmax(datamanager, model, **common)
+    triplet = engine.VideoTripletEngine if video else engine.ImageTripletEngine
+    return triplet(datamanager, model, margin=cfg.loss.triplet.margin, weight_t=cfg.loss.triplet.weight_t,
+                   weight_x=cfg.loss.triplet.weight_x, **common)
 
 
 def _run(cfg: CfgNode) -> "engine.Engine":

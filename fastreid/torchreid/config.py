@@ -26,7 +26,7 @@ __all__ = [
     "optimizer_kwargs",
 ]
 
-#: ``data.type`` values of torchreid; only "image" is built here (video comes with the video-reid issue).
+#: ``data.type`` values of torchreid: image or video (tracklet) re-id.
 DATA_TYPES = ("image", "video")
 #: ``loss.name`` values: the engine each selects (ImageSoftmaxEngine, ImageTripletEngine).
 LOSSES = ("softmax", "triplet")
@@ -42,7 +42,7 @@ def _model(cfg: CfgNode) -> None:
 
 def _data(cfg: CfgNode) -> None:
     cfg.data = CfgNode()
-    cfg.data.type = "image"  # "image" ("video" comes with the video-reid issue)
+    cfg.data.type = "image"  # "image" or "video"
     cfg.data.root = "reid-data"  # datasets root; "" = $FASTREID_DATASETS, else datasets/
     cfg.data.sources = ("market1501",)  # dataset keys to train on
     cfg.data.targets = ("market1501",)  # dataset keys to test on
@@ -72,7 +72,7 @@ def _data(cfg: CfgNode) -> None:
     cfg.sampler.num_cams = 1  # cameras per batch (RandomDomainSampler)
     cfg.sampler.num_datasets = 1  # datasets per batch (RandomDatasetSampler)
 
-    # Video re-id keys, kept so torchreid's video files load; data.type "video" is not built yet.
+    # Video re-id (data.type "video"): VideoDataManager's and the video engines' arguments.
     cfg.video = CfgNode()
     cfg.video.seq_len = 15  # images sampled from a tracklet
     cfg.video.sample_method = "evenly"  # how images are sampled from a tracklet
@@ -187,6 +187,17 @@ def imagedata_kwargs(cfg: CfgNode) -> Dict[str, Any]:
         "cuhk03_classic_split": cfg.cuhk03.classic_split,
         "market1501_500k": cfg.market1501.use_500k_distractors,
     }
+
+
+def videodata_kwargs(cfg: CfgNode) -> Dict[str, Any]:
+    """The arguments of :class:`fastreid.torchreid.data.VideoDataManager` from torchreid's config: those of
+    :func:`imagedata_kwargs` that a video manager takes, plus ``video.seq_len`` and ``video.sample_method``
+    (batch sizes count tracklets)."""
+    image = imagedata_kwargs(cfg)
+    for key in ("k_tfm", "load_train_targets", "train_sampler_t", "cuhk03_labeled", "cuhk03_classic_split",
+                "market1501_500k"):
+        del image[key]
+    return {**image, "seq_len": cfg.video.seq_len, "sample_method": cfg.video.sample_method}
 
 
 def optimizer_kwargs(cfg: CfgNode) -> Dict[str, Any]:

@@ -10,9 +10,9 @@ from torch import nn
 
 import fastreid.torchreid as torchreid
 from fastreid.config import ConfigError
-from fastreid.data.datasets import SyntheticPerson
+from fastreid.data.datasets import SyntheticPerson, SyntheticTracklets
 from fastreid.torchreid.config import (engine_run_kwargs, get_default_config, imagedata_kwargs, lr_scheduler_kwargs,
-                                       optimizer_kwargs)
+                                       optimizer_kwargs, videodata_kwargs)
 from fastreid.torchreid.models import named_layers
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -122,6 +122,9 @@ def test_every_argument_is_mapped():
     cfg = get_default_config()
     # All of the data manager's arguments but its alias batch_size (for batch_size_train).
     assert set(imagedata_kwargs(cfg)) == params(torchreid.data.ImageDataManager, "batch_size")
+    # fastreid's own video arguments (sample_method_train, frame_chunk) keep their defaults on the command line.
+    assert set(videodata_kwargs(cfg)) == params(torchreid.data.VideoDataManager, "batch_size",
+                                                "sample_method_train", "frame_chunk")
     assert set(optimizer_kwargs(cfg)) == params(torchreid.optim.build_optimizer, "model")
     assert set(lr_scheduler_kwargs(cfg)) == params(torchreid.optim.build_lr_scheduler, "optimizer")
     assert set(engine_run_kwargs(cfg)) == params(Engine.run)
@@ -280,7 +283,7 @@ def test_command_line_rejects_a_misspelt_override(capsys):
 
 
 @pytest.mark.parametrize("opts, error, match", [
-    (["data.type", "video"], NotImplementedError, "video-reid issue"),
+    (["data.type", "audio"], ValueError, "data.type 'audio'"),
     (["loss.name", "arcface"], ValueError, "loss.name 'arcface'"),
     (["loss.name", "triplet", "train.fixbase_epoch", "2"], ValueError, "weight_x"),
     (["test.visactmap", "True"], ValueError, "visualize_actmap"),
@@ -366,3 +369,30 @@ def test_command_line_resumes_at_the_saved_epoch(tmp_path):
     # The second half continues the first (loader position and random state saved with epoch 1).
     expected = whole.model.state_dict()
     assert all(torch.allclose(value, expected[key]) for key, value in resumed.model.state_dict().items())
+
+
+class CliTinyTracklets(SyntheticTracklets):
+    """8 train ids, 3 cameras, 2 tracklets per camera of 4 frames, 32x16."""
+
+    @classmethod
+    def from_config(cls, cfg):
+        return dict(num_ids=16, num_cameras=3, tracklets_per_camera=2, frames=4, height=32, width=16, seed=0)
+
+
+torchreid.data.register_video_dataset("cli_tracklets", CliTinyTracklets)
+
+
+@pytest.mark.parametrize("loss", ["softmax", "triplet"])
+def test_command_line_trains_and_tests_video(tmp_path, loss):
+    from fastreid.torchreid.cli import main
+
+    flags = ["--root", str(tmp_path / "data"), "-s", "cli_tracklets", "-t", "cli_tracklets"]
+    opts = [*_opts(tmp_path / "log"), "data.type", "video", "video.seq_len", "4", "video.pooling_method", "max",
+            "train.batch_size", "4", "train.max_epoch", "1", "loss.name", loss]
+    if loss == "triplet":
+        opts += ["sampler.train_sampler", "RandomIdentitySampler", "sampler.num_instances", "2"]
+    engine = main([*flags, *opts])
+    expected = torchreid.engine.VideoSoftmaxEngine if loss == "softmax" else torchreid.engine.VideoTripletEngine
+    assert isinstance(engine, expected) and engine.pooling_method == "max"
+    assert isinstance(engine.datamanager, torchreid.data.VideoDataManager) and engine.datamanager.seq_len == 4
+    assert (tmp_path / "log" / "model" / "model.pth.tar-1").is_file()
