@@ -13,7 +13,8 @@ from fastreid.data.datasets import ImageDataset as FastreidImageDataset
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ImageDataset", "image_dataset_keys", "register_image_dataset", "resolve_image_dataset"]
+__all__ = ["DatasetKeys", "IMAGE_DATASET_KEYS", "ImageDataset", "image_dataset_keys", "register_image_dataset",
+           "resolve_image_dataset"]
 
 #: torchreid's image dataset keys -> fastreid's registered dataset names.
 TORCHREID_IMAGE_DATASETS: Dict[str, str] = {
@@ -30,8 +31,6 @@ TORCHREID_IMAGE_DATASETS: Dict[str, str] = {
     "cuhksysu": "CUHKSYSU",
     "university1652": "University1652",
 }
-
-_registered: Dict[str, str] = {}
 
 
 class ImageDataset(FastreidImageDataset):
@@ -64,67 +63,104 @@ class ImageDataset(FastreidImageDataset):
         return self.parse_data(self.train)[2]
 
 
+class DatasetKeys:
+    """torchreid's dataset keys of one kind (image or video) over fastreid's dataset registry.
+
+    Args:
+        kind: "image" or "video", for messages and the registering function's name.
+        base: the fastreid dataset class every dataset of this kind subclasses.
+        torchreid_keys: torchreid's own keys -> fastreid's registered names.
+    """
+
+    def __init__(self, kind: str, base: Type[Dataset], torchreid_keys: Dict[str, str]) -> None:
+        self.kind = kind
+        self.base = base
+        self.torchreid_keys = torchreid_keys
+        self.registered: Dict[str, str] = {}
+
+    def keys(self) -> List[str]:
+        """The keys :meth:`resolve` accepts: torchreid's and those registered, sorted."""
+        return sorted({**self.torchreid_keys, **self.registered})
+
+    def resolve(self, key: str) -> str:
+        """fastreid's registered dataset name for a torchreid key (a fastreid dataset name passes as is).
+
+        Raises:
+            KeyError: for an unknown key, listing the known keys.
+            TypeError: the dataset it names is not of this kind.
+        """
+        if key in self.registered:
+            name = self.registered[key]
+        elif key in self.torchreid_keys:
+            name = self.torchreid_keys[key]
+        elif key in DATASET_REGISTRY:
+            name = key
+        else:
+            raise KeyError(f"Unknown {self.kind} dataset '{key}'. Known torchreid keys: {', '.join(self.keys())}; "
+                           f"fastreid datasets: {', '.join(DATASET_REGISTRY.names())}. Add your own with "
+                           f"torchreid.data.register_{self.kind}_dataset(key, cls).")
+        if not issubclass(DATASET_REGISTRY.get(name), self.base):
+            raise TypeError(f"Dataset '{key}' ({name}) is not a {self.kind} dataset: use the data manager of its "
+                            f"kind (ImageDataManager for images, VideoDataManager for tracklets)")
+        return name
+
+    def register(self, name: str, dataset: Type[Dataset]) -> None:
+        """Register ``dataset`` under the torchreid key ``name`` (and in fastreid's dataset registry).
+
+        The class goes into :data:`fastreid.data.datasets.DATASET_REGISTRY` under its class name, with ``name``
+        as an alias, so the data manager's ``sources=name`` and ``DATASETS.NAMES (name,)`` both find it. When
+        another class of the same name is registered already, a subclass named ``name`` is registered instead.
+        Registering the same class again under the same key does nothing.
+
+        Raises:
+            TypeError: ``dataset`` is not a fastreid dataset class of this kind.
+            ValueError: ``name`` is already taken by another dataset.
+        """
+        if not (isinstance(dataset, type) and issubclass(dataset, self.base)):
+            kind = self.kind.capitalize()
+            raise TypeError(f"register_{self.kind}_dataset('{name}', ...) needs a subclass of "
+                            f"torchreid.data.{kind}Dataset, got {dataset!r}")
+        class_name = dataset.__name__
+        taken = (self.registered.get(name) or self.torchreid_keys.get(name)
+                 or (name if name in DATASET_REGISTRY else None))
+        if taken is not None:
+            current = DATASET_REGISTRY.get(taken)
+            if current is dataset or (current.__name__ == name and current.__bases__ == (dataset,)):
+                self.registered[name] = taken
+                return
+            raise ValueError(f"A dataset named '{name}' already exists (it is {taken}); known {self.kind} keys: "
+                             f"{', '.join(self.keys())}")
+        if class_name in DATASET_REGISTRY and DATASET_REGISTRY.get(class_name) is not dataset:
+            # Another class of the same name (two scripts' ``NewDataset``): register a subclass named by the key.
+            dataset = type(name, (dataset,), {"__module__": dataset.__module__, "__doc__": dataset.__doc__})
+            class_name = name
+        if class_name not in DATASET_REGISTRY:
+            DATASET_REGISTRY.register(dataset)
+        if name != class_name:
+            DATASET_REGISTRY.register_alias(name, class_name)
+        self.registered[name] = class_name
+        logger.info("Registered %s dataset '%s' as fastreid dataset %s", self.kind, name, class_name)
+
+
+IMAGE_DATASET_KEYS = DatasetKeys("image", Dataset, TORCHREID_IMAGE_DATASETS)
+
+
 def image_dataset_keys() -> List[str]:
     """The dataset keys :func:`resolve_image_dataset` accepts: torchreid's and those registered, sorted."""
-    return sorted({**TORCHREID_IMAGE_DATASETS, **_registered})
+    return IMAGE_DATASET_KEYS.keys()
 
 
 def resolve_image_dataset(key: str) -> str:
-    """fastreid's registered dataset name for a torchreid dataset key.
-
-    A key that is not torchreid's but is a name in fastreid's dataset registry (e.g. ``'SyntheticPerson'``) is
-    returned as it is.
-
-    Raises:
-        KeyError: for an unknown key, listing the known keys.
-    """
-    if key in _registered:
-        return _registered[key]
-    if key in TORCHREID_IMAGE_DATASETS:
-        return TORCHREID_IMAGE_DATASETS[key]
-    if key in DATASET_REGISTRY:
-        return key
-    raise KeyError(f"Unknown image dataset '{key}'. Known torchreid keys: {', '.join(image_dataset_keys())}; "
-                   f"fastreid datasets: {', '.join(DATASET_REGISTRY.names())}. Add your own with "
-                   "torchreid.data.register_image_dataset(key, cls).")
+    """fastreid's registered dataset name for a torchreid dataset key (see :meth:`DatasetKeys.resolve`)."""
+    return IMAGE_DATASET_KEYS.resolve(key)
 
 
 def register_image_dataset(name: str, dataset: Type[Dataset]) -> None:
-    """Register ``dataset`` under the torchreid key ``name`` (and in fastreid's dataset registry).
-
-    The class goes into :data:`fastreid.data.datasets.DATASET_REGISTRY` under its class name, with ``name`` as
-    an alias, so ``ImageDataManager(sources=name)`` and ``DATASETS.NAMES (name,)`` both find it. When another
-    class of the same name is registered already, a subclass named ``name`` is registered instead. Registering
-    the same class again under the same key does nothing.
+    """Register the image dataset ``dataset`` under the torchreid key ``name`` (see :meth:`DatasetKeys.register`).
 
     Args:
         name: the key used in ``sources`` / ``targets``.
         dataset: a subclass of :class:`ImageDataset` (or of any fastreid dataset class) whose constructor takes
             ``root`` and keyword arguments.
-
-    Raises:
-        TypeError: ``dataset`` is not a fastreid dataset class.
-        ValueError: ``name`` is already taken by another dataset.
     """
-    if not (isinstance(dataset, type) and issubclass(dataset, Dataset)):
-        raise TypeError(f"register_image_dataset('{name}', ...) needs a subclass of torchreid.data.ImageDataset, "
-                        f"got {dataset!r}")
-    class_name = dataset.__name__
-    taken = _registered.get(name) or TORCHREID_IMAGE_DATASETS.get(name) or (name if name in DATASET_REGISTRY else None)
-    if taken is not None:
-        current = DATASET_REGISTRY.get(taken)
-        if current is dataset or (current.__name__ == name and current.__bases__ == (dataset,)):
-            _registered[name] = taken
-            return
-        raise ValueError(f"An image dataset named '{name}' already exists (it is {taken or name}); "
-                         f"known keys: {', '.join(image_dataset_keys())}")
-    if class_name in DATASET_REGISTRY and DATASET_REGISTRY.get(class_name) is not dataset:
-        # Another class of the same name (two scripts' ``NewDataset``): register a subclass named by the key.
-        dataset = type(name, (dataset,), {"__module__": dataset.__module__, "__doc__": dataset.__doc__})
-        class_name = name
-    if class_name not in DATASET_REGISTRY:
-        DATASET_REGISTRY.register(dataset)
-    if name != class_name:
-        DATASET_REGISTRY.register_alias(name, class_name)
-    _registered[name] = class_name
-    logger.info("Registered image dataset '%s' as fastreid dataset %s", name, class_name)
+    IMAGE_DATASET_KEYS.register(name, dataset)

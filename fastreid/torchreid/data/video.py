@@ -25,7 +25,7 @@ from fastreid.data.datasets import VideoDataset as FastreidVideoDataset
 from fastreid.data.video import SAMPLE_METHODS
 
 from .datamanager import ImageDataManager
-from .datasets import ImageDataset
+from .datasets import DatasetKeys, ImageDataset
 from .loaders import TorchreidTestLoader, TorchreidTrainLoader, to_torchreid_batch
 
 logger = logging.getLogger(__name__)
@@ -41,8 +41,6 @@ TORCHREID_VIDEO_DATASETS: Dict[str, str] = {
     "prid2011": "PRID2011",
     "dukemtmcvidreid": "DukeMTMCVidReID",
 }
-
-_registered: Dict[str, str] = {}
 
 Names = Union[str, Sequence[str], None]
 
@@ -75,68 +73,34 @@ class VideoDataset(FastreidVideoDataset):
     num_train_cams = ImageDataset.num_train_cams
 
 
+VIDEO_DATASET_KEYS = DatasetKeys("video", FastreidVideoDataset, TORCHREID_VIDEO_DATASETS)
+
+
 def video_dataset_keys() -> List[str]:
     """The dataset keys :func:`resolve_video_dataset` accepts: torchreid's and those registered, sorted."""
-    return sorted({**TORCHREID_VIDEO_DATASETS, **_registered})
+    return VIDEO_DATASET_KEYS.keys()
 
 
 def resolve_video_dataset(key: str) -> str:
-    """fastreid's registered dataset name for a torchreid video dataset key (a fastreid name passes as is).
+    """fastreid's registered dataset name for a torchreid video dataset key (see :meth:`DatasetKeys.resolve`).
 
     Raises:
         KeyError: the key names no dataset, listing the known keys.
         TypeError: the dataset it names holds images, not tracklets.
     """
-    if key in _registered:
-        name = _registered[key]
-    elif key in TORCHREID_VIDEO_DATASETS:
-        name = TORCHREID_VIDEO_DATASETS[key]
-    elif key in DATASET_REGISTRY:
-        name = DATASET_REGISTRY.canonical_name(key)
-    else:
-        raise KeyError(f"Unknown video dataset '{key}'. Known torchreid keys: {', '.join(video_dataset_keys())}. "
-                       "Add your own with torchreid.data.register_video_dataset(key, cls).")
-    if not issubclass(DATASET_REGISTRY.get(name), FastreidVideoDataset):
-        raise TypeError(f"Dataset '{key}' ({name}) holds images, not tracklets: use ImageDataManager for it, or "
-                        f"a video dataset ({', '.join(video_dataset_keys())}) with VideoDataManager")
-    return name
+    return VIDEO_DATASET_KEYS.resolve(key)
 
 
 def register_video_dataset(name: str, dataset: Type[Dataset]) -> None:
-    """Register the tracklet dataset ``dataset`` under the torchreid key ``name`` (and in fastreid's registry).
-
-    The class goes into :data:`fastreid.data.datasets.DATASET_REGISTRY` under its class name with ``name`` as an
-    alias, so ``VideoDataManager(sources=name)`` and ``DATASETS.NAMES (name,)`` both find it. Registering the
-    same class again under the same key does nothing.
+    """Register the tracklet dataset ``dataset`` under the torchreid key ``name`` (see
+    :meth:`DatasetKeys.register`).
 
     Args:
         name: the key used in ``sources`` / ``targets``.
         dataset: a subclass of :class:`VideoDataset` (or of any fastreid video dataset) whose constructor takes
             ``root`` and keyword arguments.
-
-    Raises:
-        TypeError: ``dataset`` is not a fastreid video dataset class.
-        ValueError: ``name``, or the class name, is taken by another dataset.
     """
-    if not (isinstance(dataset, type) and issubclass(dataset, FastreidVideoDataset)):
-        raise TypeError(f"register_video_dataset('{name}', ...) needs a subclass of torchreid.data.VideoDataset, "
-                        f"got {dataset!r}")
-    class_name = dataset.__name__
-    if name in DATASET_REGISTRY or name in TORCHREID_VIDEO_DATASETS:
-        if DATASET_REGISTRY.get(name) is dataset:
-            _registered[name] = class_name
-            return
-        raise ValueError(f"A dataset named '{name}' already exists ({DATASET_REGISTRY.canonical_name(name)}); "
-                         f"known video keys: {', '.join(video_dataset_keys())}")
-    if class_name in DATASET_REGISTRY and DATASET_REGISTRY.get(class_name) is not dataset:
-        raise ValueError(f"Another dataset class is registered as '{class_name}': rename {dataset.__module__}."
-                         f"{class_name} before registering it as '{name}'")
-    if class_name not in DATASET_REGISTRY:
-        DATASET_REGISTRY.register(dataset)
-    if name != class_name:
-        DATASET_REGISTRY.register_alias(name, class_name)
-    _registered[name] = class_name
-    logger.info("Registered video dataset '%s' as fastreid dataset %s", name, class_name)
+    VIDEO_DATASET_KEYS.register(name, dataset)
 
 
 def to_torchreid_video_batch(batch: Mapping[str, Any], mean: Sequence[float], std: Sequence[float],
