@@ -16,7 +16,6 @@ manager's:
 torchreid's video keys (``mars``, ``ilidsvid``, ``prid2011``, ``dukemtmcvidreid``) are aliases of fastreid's
 registered datasets, so a fastreid config may name either.
 """
-import logging
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Type, Union
 
 from fastreid.data import TrackletDataset, build_reid_test_loader
@@ -27,8 +26,6 @@ from fastreid.data.video import SAMPLE_METHODS
 from .datamanager import ImageDataManager
 from .datasets import DatasetKeys, ImageDataset
 from .loaders import TorchreidTestLoader, TorchreidTrainLoader, to_torchreid_batch
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["TORCHREID_VIDEO_DATASETS", "VideoDataManager", "VideoDataset", "TorchreidVideoTestLoader",
            "TorchreidVideoTrainLoader", "register_video_dataset", "resolve_video_dataset", "to_torchreid_video_batch",

@@ -32,7 +32,8 @@ from fastreid.utils.events import get_event_storage
 from fastreid.utils.logger import log_to_file, setup_logger
 
 from ..data.loaders import normalize_images
-from ..utils import open_all_layers, open_specified_layers, save_checkpoint
+from ..utils import load_checkpoint, open_all_layers, open_specified_layers, save_checkpoint
+from .loop import EngineTrainer
 
 __all__ = ["Engine"]
 
@@ -260,8 +261,6 @@ class Engine:
                 stack.enter_context(log_to_file(save_dir, comm.get_rank()))
             if test_only:
                 return self.test(**test_args)
-            from .loop import EngineTrainer  # the loop builds on this class
-
             self.max_epoch = int(max_epoch)
             if comm.get_world_size() > 1:
                 self._wrap_ddp(find_unused_parameters=fixbase_epoch > 0)
@@ -286,8 +285,6 @@ class Engine:
 
     def _continue_stream(self, save_dir: str, start_epoch: int) -> None:
         """Restores the loader position and random generators saved with ``model.pth.tar-<start_epoch>``."""
-        from ..utils import load_checkpoint
-
         path = os.path.join(save_dir, "model", f"model.pth.tar-{start_epoch}")
         extra = load_checkpoint(path).get("fastreid") if os.path.isfile(path) else None
         if not extra:
