@@ -36,6 +36,7 @@ __all__ = [
     "PeriodicWriter",
     "PreciseBN",
     "flatten_results_dict",
+    "head_classifiers",
 ]
 
 logger = logging.getLogger(__name__)
@@ -379,17 +380,47 @@ class PreciseBN(HookBase):
         self.updater()
 
 
+def head_classifiers(model: nn.Module, name: str = "heads.classifier") -> Dict[str, nn.Module]:
+    """The identity classifiers of ``model``'s head, by qualified name.
+
+    The module holding ``name`` (the head, "heads") may declare its classifiers in a ``classifier_names``
+    attribute (HACNN: ``classifier_global``, ``classifier_local``; PCB: ``classifier``, its part classifiers);
+    then those are returned, else the module ``name`` itself.
+
+    Raises:
+        KeyError: when there is neither, naming the head and what to declare.
+    """
+    modules = dict(model.named_modules())
+    parent, _, _ = name.rpartition(".")
+    owner = modules.get(parent)
+    declared = getattr(owner, "classifier_names", None)
+    if declared:
+        prefix = f"{parent}." if parent else ""
+        missing = [n for n in declared if f"{prefix}{n}" not in modules]
+        if missing:
+            raise KeyError(f"{type(owner).__name__}.classifier_names lists {missing}, which are not its modules")
+        return {f"{prefix}{n}": modules[f"{prefix}{n}"] for n in declared}
+    if name in modules:
+        return {name: modules[name]}
+    raise KeyError(
+        f"SOLVER.FREEZE_FC_ITERS > 0 freezes the classifier '{name}', but the model has no such module and "
+        f"{type(owner).__name__ if owner is not None else f'module {parent!r}'} declares no `classifier_names`. "
+        f"Declare the head's classifier modules in a `classifier_names` class attribute, or set "
+        f"SOLVER.FREEZE_FC_ITERS 0."
+    )
+
+
 class LayerFreeze(HookBase):
-    """Trains without the listed layers for the first iterations, and without the classifier for the last.
+    """Trains without the listed layers for the first iterations, and without the classifiers for the last.
 
     For the first ``freeze_iters`` iterations the modules named in ``freeze_layers`` (qualified names such as
     "backbone" or "backbone.layer1", fast-reid's MODEL.FREEZE_LAYERS) are frozen with
     :func:`fastreid.modeling.freeze.freeze_layers` (no gradients, norm layers in eval mode); afterwards exactly
     what was frozen is opened again. For the last ``fc_freeze_iters`` iterations (fast-reid's
-    SOLVER.FREEZE_FC_ITERS) the parameters of the module named ``classifier`` are frozen. Parameters without a
-    gradient are skipped by the optimizer, so frozen weights do not change. Under DistributedDataParallel build
-    the wrapper with ``create_ddp_model(model, find_unused_parameters=True)`` (DefaultTrainer does when layers
-    are frozen).
+    SOLVER.FREEZE_FC_ITERS) the parameters of every classifier of the head are frozen (:func:`head_classifiers`:
+    the part classifiers of PCB, both of HACNN). Parameters without a gradient are skipped by the optimizer, so
+    frozen weights do not change. Under DistributedDataParallel build the wrapper with
+    ``create_ddp_model(model, find_unused_parameters=True)`` (DefaultTrainer does when layers are frozen).
     """
 
     def __init__(
@@ -405,18 +436,20 @@ class LayerFreeze(HookBase):
             model: the model (a DDP wrapper is unwrapped).
             freeze_layers: qualified module names to freeze; empty names are ignored.
             freeze_iters: number of first iterations with those layers frozen.
-            fc_freeze_iters: number of last iterations with the classifier frozen.
-            classifier: qualified name of the classifier module.
+            fc_freeze_iters: number of last iterations with the classifiers frozen.
+            classifier: qualified name of the classifier; the head holding it may declare several
+                (see :func:`head_classifiers`).
 
         Raises:
-            KeyError: when a name in ``freeze_layers`` or ``classifier`` (if used) is not a module of the model.
+            KeyError: when a name in ``freeze_layers`` is not a module of the model, or (with ``fc_freeze_iters``
+                > 0) the head has no classifier.
         """
         self.model = unwrap_model(model)
         self.freeze_iters = int(freeze_iters)
         self.fc_freeze_iters = int(fc_freeze_iters)
         self.freeze_names = [n for n in freeze_layers if n]
         select_modules(self.model, self.freeze_names)  # fail now, not at the first step
-        self.classifier = select_modules(self.model, [classifier])[classifier] if self.fc_freeze_iters > 0 else None
+        self.classifiers = head_classifiers(self.model, classifier) if self.fc_freeze_iters > 0 else {}
         self._frozen: Optional[FrozenLayers] = None
         self.fc_frozen = False
 
@@ -433,11 +466,12 @@ class LayerFreeze(HookBase):
             # Evaluation in between may have put the whole model back in training mode.
             for module in self._frozen.modules.values():
                 module.eval()
-        if self.classifier is not None and not self.fc_frozen and self.trainer.max_iter - it <= self.fc_freeze_iters:
-            for p in self.classifier.parameters():
-                p.requires_grad_(False)
+        if self.classifiers and not self.fc_frozen and self.trainer.max_iter - it <= self.fc_freeze_iters:
+            for module in self.classifiers.values():
+                for p in module.parameters():
+                    p.requires_grad_(False)
             self.fc_frozen = True
-            logger.info("Freezing the classifier for the last %d iterations.", self.fc_freeze_iters)
+            logger.info("Freezing %s for the last %d iterations.", ", ".join(self.classifiers), self.fc_freeze_iters)
 
 
 class PeriodicWriter(HookBase):

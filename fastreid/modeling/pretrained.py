@@ -23,6 +23,7 @@ from tabulate import tabulate
 from torch import nn
 
 from fastreid.utils.checkpoint import read_checkpoint
+from fastreid.utils.checkpoint_layouts import to_fastreid_layout
 from fastreid.utils.file_io import PathManager, atomic_write
 
 __all__ = [
@@ -273,10 +274,10 @@ def init_pretrained(
 
 def extract_state_dict(checkpoint: Union[Dict, nn.Module]) -> Dict[str, torch.Tensor]:
     """The tensors of a loaded weights file: a bare state_dict, a module, or a training checkpoint
-    (``{"model": ...}`` / ``{"state_dict": ...}``)."""
+    (``{"model": ...}`` / ``{"state_dict": ...}`` / pycls's ``{"model_state": ...}``)."""
     if isinstance(checkpoint, nn.Module):
         return checkpoint.state_dict()
-    for key in ("model", "state_dict"):
+    for key in ("model", "state_dict", "model_state"):
         if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
             checkpoint = checkpoint[key]
             break
@@ -312,10 +313,15 @@ def load_pretrained_weights(
 ) -> IncompatibleWeights:
     """Copy matching tensors into ``module`` and log one table of what did not match.
 
+    Other frameworks' files load by name too: a file in a layout of ``CHECKPOINT_LAYOUT_REGISTRY`` (fast-reid's
+    and torchreid's own networks, pycls's RegNet / EfficientNet, the file of a network that fastreid nests:
+    ``features.0.0.weight`` of a torchvision model, which a backbone holds as ``body.features.0.0.weight``) is
+    renamed to ``module``'s keys first (:func:`fastreid.utils.checkpoint_layouts.to_fastreid_layout`).
+
     Args:
         module: the model to fill.
-        checkpoint: a file path (state_dict or a checkpoint holding one under "model"/"state_dict"; a
-            "module." prefix from DataParallel is stripped) or a state_dict.
+        checkpoint: a file path (state_dict or a checkpoint holding one under "model"/"state_dict"/
+            "model_state"; a "module." prefix from DataParallel is stripped) or a state_dict.
         ignore_unexpected: keys expected in the file but not in the model (e.g. an ImageNet classifier),
             left out of the report.
 
@@ -325,8 +331,12 @@ def load_pretrained_weights(
     source = checkpoint if isinstance(checkpoint, str) else "a state_dict"
     if isinstance(checkpoint, str):
         checkpoint = read_checkpoint(PathManager.get_local_path(checkpoint))
-    state = extract_state_dict(checkpoint)
     own = module.state_dict()
+    if isinstance(checkpoint, dict):
+        checkpoint, layout = to_fastreid_layout(checkpoint, set(own))
+        if layout is not None:
+            logger.info("%s is in the %s layout; its keys were renamed to fastreid's", source, layout)
+    state = extract_state_dict(checkpoint)
     mismatch = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
     loadable = {k: v for k, v in state.items() if k in own and k not in mismatch}
     module.load_state_dict(loadable, strict=False)

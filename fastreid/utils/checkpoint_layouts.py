@@ -7,11 +7,11 @@ same weights as a fastreid checkpoint ``{"model": state_dict, ...}`` whose keys 
 known (``fastreid.modeling``).
 """
 import logging
-from typing import Any, Callable, Dict, Optional, Set, Tuple
+from typing import Any, Callable, Collection, Dict, Optional, Set, Tuple
 
 from .registry import Registry
 
-__all__ = ["CHECKPOINT_LAYOUT_REGISTRY", "LayoutConverter", "to_fastreid_layout"]
+__all__ = ["CHECKPOINT_LAYOUT_REGISTRY", "NESTING_PREFIXES", "LayoutConverter", "model_key", "to_fastreid_layout"]
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,27 @@ layout (a fastreid file must never be recognised), else a new fastreid checkpoin
 fastreid key names}`` plus whatever else of the file fastreid can use (e.g. ``"iteration"``); entries that would
 not load into fastreid's own objects (another framework's optimizer state) are left out.
 """
+
+
+NESTING_PREFIXES = ("backbone.", "heads.", "body.", "backbone.body.")
+"""Where fastreid nests modules that other frameworks keep at the top level: the meta-architectures' ``backbone``
+and ``heads``, and the timm / torchvision adapters' ``body`` (the library's network)."""
+
+
+def model_key(key: str, model_keys: Collection[str]) -> str:
+    """The key of the model that ``key`` (named as in a network kept at the top level) stands for.
+
+    Args:
+        key: a state-dict key of another framework's file, e.g. ``features.0.0.weight``.
+        model_keys: the state-dict keys of the model being loaded.
+
+    Returns:
+        ``key`` when the model has it, else the first ``prefix + key`` of :data:`NESTING_PREFIXES` that the model
+        has (``body.features.0.0.weight``), else ``key`` unchanged (it will be reported as not in the model).
+    """
+    if key in model_keys:
+        return key
+    return next((p + key for p in NESTING_PREFIXES if p + key in model_keys), key)
 
 
 def to_fastreid_layout(checkpoint: Dict[str, Any], model_keys: Set[str]) -> Tuple[Dict[str, Any], Optional[str]]:

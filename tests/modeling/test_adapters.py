@@ -24,7 +24,7 @@ from fastreid.modeling.pretrained import PretrainedWeightsNotFound
 _BUILDERS = {
     "build_timm_backbone", "build_torchvision_backbone", "build_shufflenet_backbone", "build_mobilenetv2_backbone",
     "build_mobilenetv3_backbone", "build_shufflenetv2_backbone", "build_regnet_backbone", "build_effnet_backbone",
-    "build_resnet_ibn_b_backbone", "build_nasnetamobile_backbone",
+    "build_resnet_ibn_b_backbone", "build_nasnetamobile_backbone", "build_torchreid_mobilenetv2_backbone",
 }
 _ENTRIES = {e.name: e for e in model_zoo()
             if e.option("MODEL.BACKBONE.NAME") in _BUILDERS or e.name == "resnet50_ibn_a"}
@@ -73,7 +73,7 @@ def test_zoo_entry_builds_trains_and_reports_channels(name):
     "options,channels",
     [
         (("MODEL.BACKBONE.NAME", "build_mobilenetv2_backbone", "MODEL.BACKBONE.DEPTH", "0.1x"), 1280),
-        (("MODEL.BACKBONE.NAME", "build_mobilenetv3_backbone", "MODEL.BACKBONE.DEPTH", "Small"), 576),
+        (("MODEL.BACKBONE.NAME", "build_mobilenetv3_backbone", "MODEL.BACKBONE.DEPTH", "Small"), 1024),
         (("MODEL.BACKBONE.NAME", "build_regnet_backbone", "MODEL.BACKBONE.DEPTH", "200y"), 368),
         (("MODEL.BACKBONE.NAME", "build_timm_backbone", "MODEL.BACKBONE.ARCH", "regnetx_002"), 368),
         (("MODEL.BACKBONE.NAME", "build_torchvision_backbone", "MODEL.BACKBONE.ARCH", "shufflenet_v2_x0_5"), 1024),

@@ -40,6 +40,8 @@ BATCH_SIZE = 2
 # backbone missing here is built with the default config plus its name).
 STANDALONE_OPTIONS: Dict[str, Tuple] = {
     "build_vit_backbone": ("MODEL.BACKBONE.DEPTH", "small"),
+    # fast-reid's MobileNetV2 (torchvision's); torchreid's names build torchreid's variant.
+    "build_mobilenetv2_backbone": ("MODEL.BACKBONE.DEPTH", "1.0x"),
 }
 
 # Test inputs other than a quarter of the entry's ``input_size``, each with its reason.

@@ -208,4 +208,10 @@ register_zoo_model(
      "MODEL.HEADS.NAME", "HACNNHead", "MODEL.HEADS.EMBEDDING_DIM", 512),
     input_size=(160, 64),
     published={"params_m": 4.5, "gmacs": 0.5},
+    published_notes={"params_m": (
+        "torchreid's counter (`compute_model_complexity`) adds a module's parameters each time the module runs. "
+        "HACNN's local stages (`local_conv1` … `local_conv3`, 0.53 M parameters) run once per region, four times "
+        "per image, so torchreid counts them four times: 2.93 M + 3 × 0.53 M ≈ 4.5 M. fastreid counts each "
+        "parameter once."
+    )},
 )

@@ -2,27 +2,34 @@
 
 Each builder reads fast-reid's keys: MODEL.BACKBONE.DEPTH picks the variant as fast-reid spells it ("1.0x",
 "Large", "800y", "b0"), LAST_STRIDE, NORM, PRETRAIN and PRETRAIN_PATH as everywhere. The networks are the
-libraries' (MobileNetV2/V3, ShuffleNetV2 and EfficientNet from torchvision, RegNet from timm), so the weights that
-load are the libraries' ImageNet weights, not fast-reid's own files. ResNet-IBN-b (torchreid's
+libraries' (MobileNetV2/V3, ShuffleNetV2 and EfficientNet from torchvision, RegNet from timm); MobileNetV3 ends,
+as fast-reid's does, with a 1×1 convolution to 1280 (Small: 1024) channels. Without PRETRAIN_PATH the ImageNet
+weights are the libraries' own; a PRETRAIN_PATH file is read by fastreid's loader, which also takes fast-reid's
+and pycls's published files (fast-reid's MobileNetV2, pycls's RegNet ``*_dds_8gpu.pyth`` and EfficientNet
+``EN-B*_dds_8gpu.pyth``: :mod:`fastreid.modeling.layouts.backbone_files`). torchreid's MobileNetV2 differs from
+torchvision's and is built from torchvision's blocks (:class:`TorchreidMobileNetV2`). ResNet-IBN-b (torchreid's
 ``resnet50_ibn_b``) is fastreid's ResNet with instance norm added in the stem and after stages 1 and 2.
 """
 from functools import partial
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Type, Union
 
 import torch
 from torch import nn
 
-from fastreid.modeling.pretrained import init_pretrained
+from fastreid.layers import get_norm
+from fastreid.modeling.pretrained import init_pretrained, load_pretrained_weights, resolve_pretrained_path
 
 from .build import BACKBONE_REGISTRY
 from .resnet import Bottleneck, ResNet, build_resnet_family, parse_depth, torchreid_resnet_options
-from .timm_adapter import TimmBackbone, remove_last_downsampling, timm_backbone_kwargs
+from .timm_adapter import TimmBackbone, convert_batchnorm, remove_last_downsampling, timm_backbone_kwargs
 from .torchvision_adapter import TorchvisionBackbone
 from .zoo import register_zoo_model
 
 __all__ = [
     "IBNbBottleneck",
+    "MobileNetV3Backbone",
     "NASNetAMobile",
+    "TorchreidMobileNetV2",
     "build_effnet_backbone",
     "build_mobilenetv2_backbone",
     "build_mobilenetv3_backbone",
@@ -30,11 +37,13 @@ __all__ = [
     "build_regnet_backbone",
     "build_resnet_ibn_b_backbone",
     "build_shufflenetv2_backbone",
+    "build_torchreid_mobilenetv2_backbone",
 ]
 
 # MobileNetV2 width multipliers by DEPTH (fast-reid's, plus torchreid's 1.4×).
 _MOBILENETV2_WIDTHS = {"1.4x": 1.4, "1.0x": 1.0, "0.75x": 0.75, "0.5x": 0.5, "0.35x": 0.35, "0.25x": 0.25, "0.1x": 0.1}
-_MOBILENETV3 = {"large": "mobilenet_v3_large", "small": "mobilenet_v3_small"}
+# MobileNetV3 by DEPTH: torchvision's network and the channels of fast-reid's final 1×1 convolution.
+_MOBILENETV3 = {"large": ("mobilenet_v3_large", 1280), "small": ("mobilenet_v3_small", 1024)}
 _SHUFFLENETV2 = {"0.5x": "shufflenet_v2_x0_5", "1.0x": "shufflenet_v2_x1_0", "1.5x": "shufflenet_v2_x1_5",
                  "2.0x": "shufflenet_v2_x2_0"}
 _EFFNET = {f"b{i}": f"efficientnet_b{i}" for i in range(8)}
@@ -58,6 +67,28 @@ def _variant(cfg, table: Mapping[str, Any], builder: str, lower: bool = False) -
     return table[key]
 
 
+# The ImageNet classifiers of the files a PRETRAIN_PATH may hold (torchvision's, timm's), which no backbone has.
+_IMAGENET_CLASSIFIERS = tuple(f"{layer}.{p}" for layer in ("classifier.0", "classifier.1", "classifier.3", "fc",
+                                                            "head.fc") for p in ("weight", "bias"))
+
+Adapter = Union[TimmBackbone, TorchvisionBackbone]
+
+
+def _library_backbone(cfg, adapter: Type[Adapter], arch: str, **kwargs) -> Adapter:
+    """``adapter(arch, **kwargs)`` with the cfg's common options. The library loads its own ImageNet weights; a
+    PRETRAIN_PATH file is loaded into the whole backbone by fastreid's loader, which reads other frameworks'
+    layouts (fast-reid's, pycls's) and, for MobileNetV3, the final convolution too."""
+    options = timm_backbone_kwargs(cfg)
+    path = options.pop("pretrain_path")
+    from_file = options["pretrained"] and bool(path)
+    if from_file:
+        options["pretrained"] = False
+    model = adapter(arch, **options, **kwargs)
+    if from_file:
+        load_pretrained_weights(model, resolve_pretrained_path(path, ()), ignore_unexpected=_IMAGENET_CLASSIFIERS)
+    return model
+
+
 @BACKBONE_REGISTRY.register()
 def build_mobilenetv2_backbone(cfg) -> TorchvisionBackbone:
     """MobileNetV2 (torchvision's, with its final 1×1 convolution to 1280 channels, 1792 at 1.4×); DEPTH is the
@@ -67,37 +98,132 @@ def build_mobilenetv2_backbone(cfg) -> TorchvisionBackbone:
     if width != 1.0:
         # fast-reid rounds the 0.1× widths to multiples of 4, the others to multiples of 8.
         extra = {"width_mult": width, "round_nearest": 4 if width == 0.1 else 8}
-    return TorchvisionBackbone("mobilenet_v2", **timm_backbone_kwargs(cfg), **extra)
+    return _library_backbone(cfg, TorchvisionBackbone, "mobilenet_v2", **extra)
+
+
+class MobileNetV3Backbone(TorchvisionBackbone):
+    """fast-reid's MobileNetV3: torchvision's features, then a 1×1 convolution, norm and ReLU6 named ``conv``
+    (as in fast-reid, so its checkpoints load by name).
+
+    Args:
+        arch: "mobilenet_v3_large" or "mobilenet_v3_small".
+        last_channel: output channels of the final convolution (fast-reid: 1280 Large, 1024 Small).
+        norm: MODEL.BACKBONE.NORM, for torchvision's layers and the final one.
+        kwargs: more arguments of :class:`TorchvisionBackbone` (last_stride, pretrained, pretrain_path).
+
+    Attributes:
+        out_channels (int): ``last_channel``.
+    """
+
+    def __init__(self, arch: str, last_channel: int, *, norm: str = "BN", **kwargs) -> None:
+        super().__init__(arch, norm=norm, **kwargs)
+        self.conv = nn.Sequential(nn.Conv2d(self.out_channels, last_channel, 1, bias=False),
+                                  get_norm(norm, last_channel), nn.ReLU6(inplace=True))
+        nn.init.kaiming_normal_(self.conv[0].weight, mode="fan_out")
+        self.out_channels = last_channel
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map B×3×H×W images to the B×``out_channels``×H/32×W/32 map (H/16×W/16 with last stride 1)."""
+        return self.conv(super().forward(x))
 
 
 @BACKBONE_REGISTRY.register()
-def build_mobilenetv3_backbone(cfg) -> TorchvisionBackbone:
-    """MobileNetV3 (torchvision's features, ending with the 960-channel, Small: 576, 1×1 convolution); DEPTH
-    "Large" or "Small"."""
-    return TorchvisionBackbone(_variant(cfg, _MOBILENETV3, "build_mobilenetv3_backbone", lower=True),
-                               **timm_backbone_kwargs(cfg))
+def build_mobilenetv3_backbone(cfg) -> MobileNetV3Backbone:
+    """MobileNetV3 (torchvision's features, then fast-reid's 1×1 convolution to 1280 channels, Small: 1024);
+    DEPTH "Large" or "Small"."""
+    arch, last_channel = _variant(cfg, _MOBILENETV3, "build_mobilenetv3_backbone", lower=True)
+    return _library_backbone(cfg, MobileNetV3Backbone, arch, last_channel=last_channel)
 
 
 @BACKBONE_REGISTRY.register()
 def build_shufflenetv2_backbone(cfg) -> TorchvisionBackbone:
     """ShuffleNetV2 (torchvision's, up to its final 1×1 convolution: 1024 channels, 2048 at 2.0×); DEPTH "0.5x",
     "1.0x", "1.5x" or "2.0x"."""
-    return TorchvisionBackbone(_variant(cfg, _SHUFFLENETV2, "build_shufflenetv2_backbone"),
-                               **timm_backbone_kwargs(cfg))
+    return _library_backbone(cfg, TorchvisionBackbone, _variant(cfg, _SHUFFLENETV2, "build_shufflenetv2_backbone"))
 
 
 @BACKBONE_REGISTRY.register()
 def build_effnet_backbone(cfg) -> TorchvisionBackbone:
     """EfficientNet B0-B7 (torchvision's features, up to the head's 1×1 convolution: 1280 channels at B0);
     DEPTH "b0" … "b7"."""
-    return TorchvisionBackbone(_variant(cfg, _EFFNET, "build_effnet_backbone", lower=True),
-                               **timm_backbone_kwargs(cfg))
+    return _library_backbone(cfg, TorchvisionBackbone, _variant(cfg, _EFFNET, "build_effnet_backbone", lower=True))
 
 
 @BACKBONE_REGISTRY.register()
 def build_regnet_backbone(cfg) -> TimmBackbone:
     """RegNetX / RegNetY (timm's, last stage); DEPTH "<MF>x" or "<MF>y" from "200x" to "32000y"."""
-    return TimmBackbone(_variant(cfg, _REGNET, "build_regnet_backbone", lower=True), **timm_backbone_kwargs(cfg))
+    return _library_backbone(cfg, TimmBackbone, _variant(cfg, _REGNET, "build_regnet_backbone", lower=True))
+
+
+# MobileNetV2's inverted-residual stages: expansion t, output channels c (at 1.0×), blocks n, first stride s.
+_MOBILENETV2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+                       (6, 320, 1, 1))
+
+
+class TorchreidMobileNetV2(nn.Module):
+    """torchreid's MobileNetV2 (``mobilenetv2_x1_0`` / ``x1_4``) from torchvision's blocks. It differs from
+    torchvision's network in two ways: its first block (expansion 1) still has the pointwise expansion
+    convolution, and its widths are ``int(c × width)``, not rounded to multiples of 8 (1.4×: 44, 22, 33, 44, 89,
+    134, 224, 448 channels, then 1792). Layers are numbered in ``features`` as torchvision's; torchreid's files
+    load by name (:data:`fastreid.modeling.layouts.backbone_files.TORCHREID_MOBILENETV2`).
+
+    Args:
+        width: the width multiplier (torchreid: 1.0 or 1.4).
+        last_stride: 2, or 1 to remove the last downsampling.
+        norm: MODEL.BACKBONE.NORM.
+
+    Attributes:
+        out_channels (int): 1280 (``int(1280 × width)`` above 1.0×).
+    """
+
+    def __init__(self, width: float = 1.0, last_stride: int = 2, norm: str = "BN") -> None:
+        super().__init__()
+        from torchvision.models.mobilenetv2 import InvertedResidual
+        from torchvision.ops.misc import Conv2dNormActivation
+
+        conv_bn_relu6 = partial(Conv2dNormActivation, activation_layer=nn.ReLU6)
+        channels = int(32 * width)
+        layers = [conv_bn_relu6(3, channels, stride=2)]
+        for t, c, n, s in _MOBILENETV2_STAGES:
+            for i in range(n):
+                block = InvertedResidual(channels, int(c * width), s if i == 0 else 1, t)
+                if t == 1:  # torchvision leaves out the expansion by 1 that torchreid keeps
+                    block.conv = nn.Sequential(conv_bn_relu6(channels, channels, kernel_size=1), *block.conv)
+                layers.append(block)
+                channels = int(c * width)
+        self.out_channels = int(1280 * width) if width > 1 else 1280
+        layers.append(conv_bn_relu6(channels, self.out_channels, kernel_size=1))
+        self.features = nn.Sequential(*layers)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        if last_stride == 1:
+            with torch.device("meta"):
+                meta = TorchreidMobileNetV2(width)
+            remove_last_downsampling(self, meta, f"mobilenetv2 {width}x")
+        elif last_stride != 2:
+            raise ValueError(f"MODEL.BACKBONE.LAST_STRIDE must be 1 or 2 for MobileNetV2, got {last_stride}")
+        convert_batchnorm(self, norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map B×3×H×W images to the B×``out_channels``×H/32×W/32 map (H/16×W/16 with last stride 1)."""
+        return self.features(x)
+
+
+# torchreid's published ImageNet files (no checksum published: never downloaded; place them in the hub cache).
+_TORCHREID_MOBILENETV2_FILES = {"1.0x": "mobilenetv2_1.0-0f5d2d8f.pth", "1.4x": "mobilenetv2_1.4-4d0d3520.pth"}
+
+
+@BACKBONE_REGISTRY.register()
+def build_torchreid_mobilenetv2_backbone(cfg) -> TorchreidMobileNetV2:
+    """torchreid's MobileNetV2 (:class:`TorchreidMobileNetV2`); DEPTH "1.0x" or "1.4x". Reads LAST_STRIDE, NORM,
+    PRETRAIN and PRETRAIN_PATH (torchreid's ImageNet file, from the torch hub cache without a path)."""
+    bb = cfg.MODEL.BACKBONE
+    name = _variant(cfg, _TORCHREID_MOBILENETV2_FILES, "build_torchreid_mobilenetv2_backbone")
+    model = TorchreidMobileNetV2(_MOBILENETV2_WIDTHS[str(bb.DEPTH)], bb.LAST_STRIDE, bb.NORM)
+    init_pretrained(model, bb.PRETRAIN, bb.PRETRAIN_PATH, [name],
+                    ignore_unexpected=("classifier.weight", "classifier.bias"))
+    return model
 
 
 class IBNbBottleneck(Bottleneck):
@@ -234,12 +360,13 @@ def _zoo(builder: str, depth: str, channels: int, last_stride: int = 2, fc_dim: 
             "MODEL.BACKBONE.FEAT_DIM", channels, "MODEL.HEADS.EMBEDDING_DIM", fc_dim) + (extra or ())
 
 
-# torchreid's names: its MobileNetV2 and ShuffleNetV2 are torchvision's networks (torchreid's MobileNetV2 has
-# the same layers under other names), last stride 2, no fc layer; its ResNet-IBN models use torchvision's stem.
+# torchreid's names: its ShuffleNetV2 is torchvision's network, its MobileNetV2 torchreid's variant, last stride 2,
+# no fc layer; its ResNet-IBN models use torchvision's stem.
 # Published figures: torchreid's MODEL_ZOO.md (parameters without the classifier, mult-adds at 256×128).
-register_zoo_model("mobilenetv2_x1_0", _zoo("build_mobilenetv2_backbone", "1.0x", 1280),
+register_zoo_model("mobilenetv2_x1_0", _zoo("build_torchreid_mobilenetv2_backbone", "1.0x", 1280),
                    published={"params_m": 2.2, "gmacs": 0.2})
-register_zoo_model("mobilenetv2_x1_4", _zoo("build_mobilenetv2_backbone", "1.4x", 1792), published={"params_m": 4.3})
+register_zoo_model("mobilenetv2_x1_4", _zoo("build_torchreid_mobilenetv2_backbone", "1.4x", 1792),
+                   published={"params_m": 4.3})
 for _depth, _channels in (("0.5x", 1024), ("1.0x", 1024), ("1.5x", 1024), ("2.0x", 2048)):
     register_zoo_model(f"shufflenet_v2_x{_depth[:-1].replace('.', '_')}",
                        _zoo("build_shufflenetv2_backbone", _depth, _channels))
@@ -248,8 +375,8 @@ register_zoo_model("nasnsetmobile", ("MODEL.BACKBONE.NAME", "build_nasnetamobile
                                      "MODEL.BACKBONE.LAST_STRIDE", 2, "MODEL.BACKBONE.FEAT_DIM", 1056))
 register_zoo_model("resnet50_ibn_b", torchreid_resnet_options("50x", builder="build_resnet_ibn_b_backbone"))
 # fast-reid's other architectures under the libraries' names, with torchreid's head (last stride 2, no fc).
-register_zoo_model("mobilenetv3_large", _zoo("build_mobilenetv3_backbone", "Large", 960))
-register_zoo_model("mobilenetv3_small", _zoo("build_mobilenetv3_backbone", "Small", 576))
+register_zoo_model("mobilenetv3_large", _zoo("build_mobilenetv3_backbone", "Large", 1280))
+register_zoo_model("mobilenetv3_small", _zoo("build_mobilenetv3_backbone", "Small", 1024))
 _EFFNET_CHANNELS = (1280, 1280, 1408, 1536, 1792, 2048, 2304, 2560)
 for _i, _channels in enumerate(_EFFNET_CHANNELS):
     register_zoo_model(f"efficientnet_b{_i}", _zoo("build_effnet_backbone", f"b{_i}", _channels))

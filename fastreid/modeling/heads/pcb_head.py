@@ -69,6 +69,9 @@ class PCBHead(nn.Module):
         embedding_dim (int): width of the eval features, C × P.
     """
 
+    # The identity classifiers: ``classifier`` holds one per part (SOLVER.FREEZE_FC_ITERS freezes them all).
+    classifier_names = ("classifier",)
+
     @configurable
     def __init__(self, *, feat_dim: int, num_classes: int, num_parts: int = 6, reduced_dim: int = 256,
                  dropout: float = 0.5) -> None:

@@ -197,6 +197,8 @@ class HACNNHead(FusedHead):
     """
 
     default_dim = 512
+    # The identity classifiers (SOLVER.FREEZE_FC_ITERS freezes them all).
+    classifier_names = ("classifier_global", "classifier_local")
 
     @configurable
     def __init__(self, *, feat_dim: int, num_classes: int, embedding_dim: int = 512) -> None:

@@ -6,14 +6,18 @@ key with ``module.``. Its key names are those of one flat module (ResNet's ``con
 OSNet's ``conv1.conv.weight``, ``conv2.0.conv2b.1.bn.bias``, ``pool2.0.conv.weight``; then ``fc.0.weight`` and
 ``classifier.weight``); fastreid's models hold the same modules under ``backbone.`` (the convolutional part, up to
 OSNet's ``conv5``) and ``heads.`` (:class:`fastreid.modeling.heads.TorchreidHead`: ``fc``, ``classifier``), so each
-key is mapped onto the key of the model being loaded that it names.
+key is mapped onto the key of the model being loaded that it names. Where torchreid's network is one fastreid
+builds from a library's blocks under the library's names (MobileNetV2), the keys are renamed first
+(:data:`fastreid.modeling.layouts.backbone_files.TORCHREID_BACKBONES`).
 """
 import logging
 from typing import Any, Dict, Mapping, Optional, Set
 
 import torch
 
-from fastreid.utils.checkpoint_layouts import CHECKPOINT_LAYOUT_REGISTRY
+from fastreid.utils.checkpoint_layouts import CHECKPOINT_LAYOUT_REGISTRY, model_key
+
+from .backbone_files import TORCHREID_BACKBONES, rename_keys
 
 __all__ = ["torchreid"]
 
@@ -42,13 +46,6 @@ def _is_torchreid_state_dict(state_dict: Any) -> bool:
     return has_classifier and not any(k.startswith(_PREFIXES) for k in keys)
 
 
-def _model_key(key: str, model_keys: Set[str]) -> str:
-    """The key of the model that torchreid's ``key`` names (unchanged when none does: reported as unused)."""
-    if key in model_keys:
-        return key
-    return next((p + key for p in _PREFIXES if p + key in model_keys), key)
-
-
 @CHECKPOINT_LAYOUT_REGISTRY.register()
 def torchreid(checkpoint: Dict[str, Any], model_keys: Set[str]) -> Optional[Dict[str, Any]]:
     """torchreid's checkpoint ``{"state_dict": ..., "epoch": ..., ...}`` or bare state dict, in fastreid's layout.
@@ -69,9 +66,12 @@ def torchreid(checkpoint: Dict[str, Any], model_keys: Set[str]) -> Optional[Dict
     state_dict = checkpoint["state_dict"] if wrapped else checkpoint
     if not _is_torchreid_state_dict(state_dict):
         return None
-    converted: Dict[str, Any] = {
-        "model": {_model_key(k, model_keys): v for k, v in _strip_module(state_dict).items()}
-    }
+    state_dict = _strip_module(state_dict)
+    layout = next((layout for layout in TORCHREID_BACKBONES if layout.recognises(state_dict)), None)
+    if layout is not None:
+        logger.info("Reading torchreid's %s key names", layout.name)
+        state_dict = rename_keys(state_dict, layout)
+    converted: Dict[str, Any] = {"model": {model_key(k, model_keys): v for k, v in state_dict.items()}}
     if not wrapped:
         return converted
     for key, name in _METADATA.items():
