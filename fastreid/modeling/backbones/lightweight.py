@@ -9,9 +9,23 @@ and pycls's published files (fast-reid's MobileNetV2, pycls's RegNet ``*_dds_8gp
 ``EN-B*_dds_8gpu.pyth``: :mod:`fastreid.modeling.layouts.backbone_files`). torchreid's MobileNetV2 differs from
 torchvision's and is built from torchvision's blocks (:class:`TorchreidMobileNetV2`). ResNet-IBN-b (torchreid's
 ``resnet50_ibn_b``) is fastreid's ResNet with instance norm added in the stem and after stages 1 and 2.
+
+BatchNorm eps, decided per name so that each source's weights give that source's features:
+
+- fast-reid's builder names with fast-reid's DEPTH spelling take fast-reid's BatchNorm (eps 1e-5, momentum 0.1),
+  so a fast-reid checkpoint (MODEL.WEIGHTS) gives fast-reid's features: ``build_mobilenetv3_backbone`` "Large" /
+  "Small" (fast-reid builds torchvision's MobileNetV3 with its own norm layers; torchvision: eps 1e-3, momentum
+  0.01) and ``build_effnet_backbone`` "b0" … "b7" (pycls's BN.EPS 1e-5 at every size; torchvision: 1e-3 for
+  B5-B7). Torchvision's ImageNet weights then run at fast-reid's eps, as they do in fast-reid.
+- the model-zoo names (torchreid API: ``mobilenetv3_large`` / ``small``, ``efficientnet_b0`` … ``b7``), whose
+  ImageNet weights are torchvision's, give DEPTH as torchvision names the network ("mobilenet_v3_large",
+  "efficientnet_b5"), which keeps torchvision's BatchNorm settings.
+- the others agree with their sources: torchvision's MobileNetV2 and ShuffleNetV2, timm's RegNet (pycls's and
+  fast-reid's too) and torchreid's MobileNetV2 all use eps 1e-5. A NORM other than "BN" builds fastreid's norm
+  layers, eps 1e-5.
 """
 from functools import partial
-from typing import Any, Dict, Mapping, Optional, Type, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Type, Union
 
 import torch
 from torch import nn
@@ -47,6 +61,9 @@ _MOBILENETV3 = {"large": ("mobilenet_v3_large", 1280), "small": ("mobilenet_v3_s
 _SHUFFLENETV2 = {"0.5x": "shufflenet_v2_x0_5", "1.0x": "shufflenet_v2_x1_0", "1.5x": "shufflenet_v2_x1_5",
                  "2.0x": "shufflenet_v2_x2_0"}
 _EFFNET = {f"b{i}": f"efficientnet_b{i}" for i in range(8)}
+# BatchNorm of fast-reid's MobileNetV3 (fast-reid's get_norm "BN") and of pycls's EfficientNet (BN.EPS, BN.MOM),
+# where torchvision's MobileNetV3 and EfficientNet-B5…B7 use eps 1e-3 and momentum 0.01.
+_FAST_REID_BN = {"eps": 1e-5, "momentum": 0.1}
 # RegNet sizes (Radosavovic et al. 2020): DEPTH as fast-reid spells it, mega-FLOPs at 224×224 and X or Y ("800x"
 # = RegNetX-800MF, "1600y" = RegNetY-1.6GF) -> output channels of the last stage. The networks come from timm,
 # whose names count 100 MF ("regnetx_008").
@@ -65,6 +82,23 @@ def _variant(cfg, table: Mapping[str, Any], builder: str, lower: bool = False) -
     if key not in table:
         raise KeyError(f"{builder}: MODEL.BACKBONE.DEPTH '{depth}' is not a variant; expected one of {list(table)}")
     return table[key]
+
+
+def _source_variant(cfg, fast_reid: Mapping[str, Any], library_arch: Callable[[Any], str], builder: str) -> tuple:
+    """``(fast_reid[key], whether it is fast-reid's network)`` for MODEL.BACKBONE.DEPTH: fast-reid's spelling
+    ("Large", "b5") picks fast-reid's network; the library's model name ("mobilenet_v3_large", "efficientnet_b5")
+    the same network with the library's BatchNorm settings."""
+    library = {library_arch(value): value for value in fast_reid.values()}
+    variant = _variant(cfg, {**fast_reid, **library}, builder, lower=True)
+    return variant, str(cfg.MODEL.BACKBONE.DEPTH).lower() in fast_reid
+
+
+def _set_batchnorm(module: nn.Module, eps: float, momentum: float) -> nn.Module:
+    """``module`` with ``eps`` and ``momentum`` in every BatchNorm layer (the statistics are kept)."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eps, m.momentum = eps, momentum
+    return module
 
 
 # The ImageNet classifiers of the files a PRETRAIN_PATH may hold (torchvision's, timm's), which no backbone has.
@@ -130,9 +164,15 @@ class MobileNetV3Backbone(TorchvisionBackbone):
 @BACKBONE_REGISTRY.register()
 def build_mobilenetv3_backbone(cfg) -> MobileNetV3Backbone:
     """MobileNetV3 (torchvision's features, then fast-reid's 1×1 convolution to 1280 channels, Small: 1024);
-    DEPTH "Large" or "Small"."""
-    arch, last_channel = _variant(cfg, _MOBILENETV3, "build_mobilenetv3_backbone", lower=True)
-    return _library_backbone(cfg, MobileNetV3Backbone, arch, last_channel=last_channel)
+    DEPTH "Large" or "Small".
+
+    DEPTH "Large" / "Small" builds fast-reid's network, BatchNorm eps 1e-5 (its checkpoints give its features);
+    torchvision's names "mobilenet_v3_large" / "mobilenet_v3_small" keep torchvision's eps 1e-3 and momentum
+    0.01 in torchvision's layers, with which its ImageNet weights were trained (the model-zoo names use them).
+    """
+    (arch, last_channel), fast_reid = _source_variant(cfg, _MOBILENETV3, lambda v: v[0], "build_mobilenetv3_backbone")
+    model = _library_backbone(cfg, MobileNetV3Backbone, arch, last_channel=last_channel)
+    return _set_batchnorm(model, **_FAST_REID_BN) if fast_reid else model
 
 
 @BACKBONE_REGISTRY.register()
@@ -145,8 +185,15 @@ def build_shufflenetv2_backbone(cfg) -> TorchvisionBackbone:
 @BACKBONE_REGISTRY.register()
 def build_effnet_backbone(cfg) -> TorchvisionBackbone:
     """EfficientNet B0-B7 (torchvision's features, up to the head's 1×1 convolution: 1280 channels at B0);
-    DEPTH "b0" … "b7"."""
-    return _library_backbone(cfg, TorchvisionBackbone, _variant(cfg, _EFFNET, "build_effnet_backbone", lower=True))
+    DEPTH "b0" … "b7".
+
+    DEPTH "b0" … "b7" builds fast-reid's (pycls's) network, BatchNorm eps 1e-5 at every size; torchvision's names
+    "efficientnet_b0" … "efficientnet_b7" keep torchvision's BatchNorm (B5-B7: eps 1e-3, momentum 0.01), with
+    which its ImageNet weights were trained (the model-zoo names use them).
+    """
+    arch, fast_reid = _source_variant(cfg, _EFFNET, lambda v: v, "build_effnet_backbone")
+    model = _library_backbone(cfg, TorchvisionBackbone, arch)
+    return _set_batchnorm(model, **_FAST_REID_BN) if fast_reid else model
 
 
 @BACKBONE_REGISTRY.register()
@@ -375,10 +422,11 @@ register_zoo_model("nasnsetmobile", ("MODEL.BACKBONE.NAME", "build_nasnetamobile
                                      "MODEL.BACKBONE.LAST_STRIDE", 2, "MODEL.BACKBONE.FEAT_DIM", 1056))
 register_zoo_model("resnet50_ibn_b", torchreid_resnet_options("50x", builder="build_resnet_ibn_b_backbone"))
 # fast-reid's other architectures under the libraries' names, with torchreid's head (last stride 2, no fc).
-register_zoo_model("mobilenetv3_large", _zoo("build_mobilenetv3_backbone", "Large", 1280))
-register_zoo_model("mobilenetv3_small", _zoo("build_mobilenetv3_backbone", "Small", 1024))
+# DEPTH as torchvision names the networks: torchvision's BatchNorm settings, which its ImageNet weights need.
+register_zoo_model("mobilenetv3_large", _zoo("build_mobilenetv3_backbone", "mobilenet_v3_large", 1280))
+register_zoo_model("mobilenetv3_small", _zoo("build_mobilenetv3_backbone", "mobilenet_v3_small", 1024))
 _EFFNET_CHANNELS = (1280, 1280, 1408, 1536, 1792, 2048, 2304, 2560)
 for _i, _channels in enumerate(_EFFNET_CHANNELS):
-    register_zoo_model(f"efficientnet_b{_i}", _zoo("build_effnet_backbone", f"b{_i}", _channels))
+    register_zoo_model(f"efficientnet_b{_i}", _zoo("build_effnet_backbone", f"efficientnet_b{_i}", _channels))
 for _depth, _channels in _REGNET_CHANNELS.items():
     register_zoo_model(f"regnet{_depth[-1]}_{_depth[:-1]}mf", _zoo("build_regnet_backbone", _depth, _channels))

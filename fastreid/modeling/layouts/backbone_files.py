@@ -17,11 +17,15 @@ prefixes ``body.`` / ``backbone.`` are added by :func:`fastreid.utils.checkpoint
 fast-reid's MobileNetV3 is torchvision's network (its files are torchvision's) plus a final ``conv``, which
 fastreid's backbone has under the same name, so its keys only need fastreid's prefixes (:func:`unprefixed`, which
 serves any file of a network fastreid nests). The ImageNet classifiers are dropped.
+
+The same layouts rename the ``backbone.*`` keys of fast-reid's reid checkpoints (:data:`FAST_REID_BACKBONES`,
+applied by :mod:`fastreid.modeling.layouts.fast_reid`) and of torchreid's files (:data:`TORCHREID_BACKBONES`);
+:func:`to_model_keys` is the one step all of them take.
 """
 import logging
 import re
 from collections import OrderedDict
-from typing import Any, Callable, Collection, Dict, Mapping, NamedTuple, Optional, Set
+from typing import Any, Callable, Collection, Dict, Mapping, NamedTuple, Optional, Sequence, Set
 
 import torch
 
@@ -29,12 +33,14 @@ from fastreid.utils.checkpoint_layouts import CHECKPOINT_LAYOUT_REGISTRY, model_
 
 __all__ = [
     "BackboneLayout",
+    "FAST_REID_BACKBONES",
     "FAST_REID_MOBILENETV2",
     "PYCLS_EFFNET",
     "PYCLS_REGNET",
     "TORCHREID_BACKBONES",
     "TORCHREID_MOBILENETV2",
     "rename_keys",
+    "to_model_keys",
     "unprefixed",
 ]
 
@@ -194,6 +200,31 @@ TORCHREID_MOBILENETV2 = BackboneLayout(
 TORCHREID_BACKBONES = (TORCHREID_MOBILENETV2,)
 """torchreid's networks whose keys the torchreid layout renames before mapping them onto a fastreid model."""
 
+FAST_REID_BACKBONES = (FAST_REID_MOBILENETV2, PYCLS_REGNET, PYCLS_EFFNET)
+"""fast-reid's backbones whose keys differ from the library networks fastreid builds (fast-reid's RegNet and
+EfficientNet are pycls's); the fast-reid layout renames them under ``backbone.`` in fast-reid's checkpoints."""
+
+
+def to_model_keys(state_dict: Mapping[str, Any], model_keys: Collection[str],
+                  layouts: Sequence[BackboneLayout] = ()) -> "OrderedDict[str, Any]":
+    """A network's weights named as a fastreid module that holds the network names them.
+
+    Args:
+        state_dict: the network's weights, keys as in the network kept at the top level (e.g. a fast-reid
+            backbone's keys without ``backbone.``).
+        model_keys: the state-dict keys of the fastreid module the weights are for (a whole model, or a backbone).
+        layouts: the layouts ``state_dict`` may be in; the first that recognises it renames its keys.
+
+    Returns:
+        ``state_dict`` renamed by the recognising layout (if any), each key then mapped by
+        :func:`~fastreid.utils.checkpoint_layouts.model_key` (which adds the prefixes fastreid nests under).
+    """
+    layout = next((layout for layout in layouts if layout.recognises(state_dict)), None)
+    if layout is not None:
+        logger.info("Reading %s key names", layout.name)
+        state_dict = rename_keys(state_dict, layout)
+    return OrderedDict((model_key(k, model_keys), v) for k, v in state_dict.items())
+
 
 def _weights(checkpoint: Mapping[str, Any]) -> Optional[Mapping[str, Any]]:
     """The state dict of a published file: bare, or under pycls's ``"model_state"`` (also when the file was
@@ -212,8 +243,7 @@ def _converter(layout: BackboneLayout) -> Callable[[Dict[str, Any], Set[str]], O
         state = _weights(checkpoint)
         if state is None or not layout.recognises(state):
             return None
-        logger.info("Reading %s key names", layout.name)
-        return {"model": OrderedDict((model_key(k, model_keys), v) for k, v in rename_keys(state, layout).items())}
+        return {"model": to_model_keys(state, model_keys, (layout,))}
 
     convert.__name__ = layout.name.lower().replace("-", "_").replace(" ", "_")
     convert.__doc__ = (f"A {layout.name} file in fastreid's layout (``{{'model': state dict}}`` with the model's "
@@ -237,5 +267,5 @@ def unprefixed(checkpoint: Dict[str, Any], model_keys: Set[str]) -> Optional[Dic
     state = _weights(checkpoint)
     if state is None:
         return None
-    renamed = OrderedDict((model_key(k, model_keys), v) for k, v in state.items())
+    renamed = to_model_keys(state, model_keys)
     return {"model": renamed} if list(renamed) != list(state) else None

@@ -5,6 +5,12 @@ fast-reid saves ``{"model": state_dict, "optimizer": ..., "lr_sched": ..., "warm
 ``EmbeddingHead`` owns its class centres as ``heads.weight`` (fastreid: ``heads.classifier.weight``) and MGN
 names its heads ``b1_head`` … ``b33_head`` (fastreid: ``heads.b1`` … ``heads.b33``). Older versions also
 saved the ``pixel_mean`` / ``pixel_std`` buffers, which fastreid takes from MODEL.PIXEL_MEAN / PIXEL_STD.
+
+fast-reid wrote some backbones itself (MobileNetV2, and pycls's RegNet and EfficientNet) where fastreid builds
+the libraries' networks, and fastreid nests torchvision's and timm's networks under ``body.``: the ``backbone.*``
+keys of such a checkpoint are renamed by the backbone layouts of
+:mod:`fastreid.modeling.layouts.backbone_files` and mapped onto the model's backbone (MobileNetV3:
+``backbone.features.*`` → ``backbone.body.features.*``).
 """
 import logging
 import re
@@ -14,6 +20,8 @@ from typing import Any, Dict, Optional, Set
 import torch
 
 from fastreid.utils.checkpoint_layouts import CHECKPOINT_LAYOUT_REGISTRY
+
+from .backbone_files import FAST_REID_BACKBONES, to_model_keys
 
 __all__ = ["fast_reid", "from_fast_reid_key"]
 
@@ -41,12 +49,32 @@ def from_fast_reid_key(key: str) -> str:
     return key
 
 
+_BACKBONE = "backbone."
+
+
+def _backbone_state(state: Dict[str, Any]) -> Dict[str, Any]:
+    return {key[len(_BACKBONE):]: value for key, value in state.items() if key.startswith(_BACKBONE)}
+
+
 def _is_fast_reid_layout(state: Dict[str, Any], model_keys: Set[str]) -> bool:
     # fastreid's own heads keep their class centres in a `classifier` sub-module, so these names never occur
-    # in a fastreid checkpoint (unless a custom model really has them, which `model_keys` tells).
-    return any(
-        (key == "heads.weight" or _MGN_HEAD.match(key)) and key not in model_keys for key in state
-    )
+    # in a fastreid checkpoint (unless a custom model really has them, which `model_keys` tells); nor do the
+    # keys of fast-reid's own backbones, which fastreid builds from the libraries' networks.
+    if any((key == "heads.weight" or _MGN_HEAD.match(key)) and key not in model_keys for key in state):
+        return True
+    backbone = _backbone_state(state)
+    return any(layout.recognises(backbone) for layout in FAST_REID_BACKBONES) and not set(state) <= model_keys
+
+
+def _renamed(state: Dict[str, Any], model_keys: Set[str]) -> "OrderedDict[str, Any]":
+    """fast-reid's state dict with fastreid's names: the heads by :func:`from_fast_reid_key`, the backbone's
+    keys by the layout of fast-reid's own network (if it is one) and fastreid's nesting of the library's."""
+    inner_keys = {key[len(_BACKBONE):] for key in model_keys if key.startswith(_BACKBONE)}
+    backbone = to_model_keys(_backbone_state(state), inner_keys, FAST_REID_BACKBONES)
+    converted = OrderedDict((_BACKBONE + key, value) for key, value in backbone.items())
+    converted.update((from_fast_reid_key(key), value) for key, value in state.items()
+                     if not key.startswith(_BACKBONE) and key not in _PIXEL_STATS)
+    return converted
 
 
 @CHECKPOINT_LAYOUT_REGISTRY.register()
@@ -74,9 +102,7 @@ def fast_reid(checkpoint: Dict[str, Any], model_keys: Set[str]) -> Optional[Dict
             "MODEL.PIXEL_MEAN / MODEL.PIXEL_STD, which must match them to reproduce its features.",
             *(stats[key].flatten().tolist() if key in stats else "-" for key in _PIXEL_STATS),
         )
-    converted = OrderedDict(
-        (from_fast_reid_key(key), value) for key, value in state.items() if key not in _PIXEL_STATS
-    )
+    converted = _renamed(state, model_keys)
     dropped = sorted(key for key in checkpoint if key != "model" and key not in _KEPT)
     if dropped:
         logger.info(
