@@ -1,8 +1,8 @@
 """``DefaultTrainer``: the standard training run, built from a config.
 
-Every piece is built by an overridable method (``build_model``, ``build_optimizer``, ``build_lr_scheduler``,
-``build_train_loader``, ``build_test_loader``, ``build_evaluator``, ``build_hooks``, ``build_writers``,
-``find_unused_parameters``), so a project changes one piece by subclassing.
+Every piece is built (or checked) by an overridable method (``build_model``, ``build_optimizer``,
+``build_lr_scheduler``, ``build_train_loader``, ``check_datasets``, ``build_test_loader``, ``build_evaluator``,
+``build_hooks``, ``build_writers``, ``find_unused_parameters``), so a project changes one piece by subclassing.
 """
 import logging
 import os
@@ -68,7 +68,7 @@ class DefaultTrainer(TrainerBase):
         data_loader = self.build_train_loader(cfg)
         # Every dataset of the run, checked on every rank before any training: a broken test set would
         # otherwise surface only at the first evaluation, epochs later.
-        check_datasets(cfg, train_set=data_loader.dataset)
+        self.check_datasets(cfg, data_loader.dataset)
         cfg = self.auto_num_classes(cfg, data_loader.dataset.num_classes)
         self.cfg = cfg
         if comm.is_main_process() and cfg.OUTPUT_DIR:
@@ -203,6 +203,18 @@ class DefaultTrainer(TrainerBase):
         :class:`~fastreid.data.TrainDataLoader` has) a resume continues its stream exactly."""
         logger.info("Preparing the training data")
         return build_reid_train_loader(cfg)
+
+    @classmethod
+    def check_datasets(cls, cfg: CfgNode, train_set) -> None:
+        """Fail before training when a dataset of DATASETS.NAMES or DATASETS.TESTS cannot be used; by default
+        :func:`fastreid.data.check_datasets` (re-id test sets need a query with a valid match). Override along
+        with :meth:`build_test_loader` and :meth:`build_evaluator` for test sets of another kind.
+
+        Args:
+            cfg: the run's config.
+            train_set: the training set of :meth:`build_train_loader` (``data_loader.dataset``).
+        """
+        check_datasets(cfg, train_set=train_set)
 
     @classmethod
     def build_test_loader(cls, cfg: CfgNode, dataset_name: str):

@@ -17,16 +17,19 @@ class DatasetNotFoundError(FileNotFoundError):
     """A dataset folder or file that is missing or not in the expected layout."""
 
 
-def require_paths(dataset: str, *paths: str) -> None:
+def require_paths(dataset: str, *paths: str, layout: str = "") -> None:
     """Raise :class:`DatasetNotFoundError` naming the first of ``paths`` that does not exist.
 
     Args:
         dataset: dataset name shown in the message.
         paths: files or folders that the dataset's layout requires.
+        layout: the expected folder layout, shown in the message instead of the pointer to datasets/README.md
+            (for datasets documented elsewhere, such as a project's).
     """
+    hint = f"Expected layout under the datasets root (DATASETS.ROOT):\n{layout}" if layout else README_HINT
     for path in paths:
         if not os.path.exists(path):
-            raise DatasetNotFoundError(f"{dataset}: expected '{path}' but it does not exist. {README_HINT}")
+            raise DatasetNotFoundError(f"{dataset}: expected '{path}' but it does not exist. {hint}")
 
 
 def find_dataset_dir(root: str, candidates: Sequence[str], dataset: str) -> str:

@@ -46,8 +46,10 @@ def _cameras(seed: int, num_cameras: int) -> List[Camera]:
     return [Camera.sample(np.random.default_rng([seed, 1, c])) for c in range(num_cameras)]
 
 
-def _identity(seed: int, pid: int) -> Identity:
-    """Identities come in look-alike families of FAMILY_SIZE consecutive ids (train and test never share one)."""
+def synthetic_identity(seed: int, pid: int) -> Identity:
+    """The appearance of identity ``pid`` (1-based) in the set generated with ``seed``: a member of the
+    look-alike family ``(pid - 1) // FAMILY_SIZE`` (families of consecutive ids; train and test never share one).
+    """
     family = Identity.sample(np.random.default_rng([seed, 2, (pid - 1) // FAMILY_SIZE]))
     return look_alike(family, np.random.default_rng([seed, 4, pid]))
 
@@ -90,7 +92,7 @@ def generate(folder: str, params: Dict) -> None:
     person, last_pid = None, None
     for index, (pid, cam, subset) in enumerate(_plan(params)):
         if pid != last_pid:
-            person, last_pid = _identity(params["seed"], pid), pid
+            person, last_pid = synthetic_identity(params["seed"], pid), pid
         rng = np.random.default_rng([params["seed"], 4, index])
         frame[cam] += int(rng.integers(1, 400))
         img = render_person(person, cameras[cam], params["height"], params["width"], rng)
@@ -194,7 +196,7 @@ def make_contact_sheet(
     gap = 4
     sheet = Image.new("RGB", (num_cameras * (width + gap) + gap, num_ids * (height + gap) + gap), (255, 255, 255))
     for row in range(num_ids):
-        person = _identity(seed, row + 1)
+        person = synthetic_identity(seed, row + 1)
         for col, cam in enumerate(cameras):
             img = render_person(person, cam, height, width, np.random.default_rng([seed, 5, row, col]))
             sheet.paste(img, (gap + col * (width + gap), gap + row * (height + gap)))

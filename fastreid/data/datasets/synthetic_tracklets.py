@@ -27,8 +27,8 @@ import numpy as np
 
 from .build import DATASET_REGISTRY
 from .duke_video import DukeMTMCVidReID
-from .synthetic import FAMILY_SIZE, ensure_generated, num_train_ids
-from .synthetic_render import Camera, Identity, look_alike, render_person
+from .synthetic import FAMILY_SIZE, ensure_generated, num_train_ids, synthetic_identity
+from .synthetic_render import Camera, render_person
 
 _FORMAT_VERSION = 1
 DRIFT = 0.2
@@ -95,12 +95,6 @@ class DriftingGenerator:
 
     def integers(self, *args, **kwargs):
         return self._stream.integers(*args, **kwargs)
-
-
-def synthetic_identity(seed: int, pid: int) -> Identity:
-    """SyntheticPerson's identity ``pid`` (1-based): a member of the look-alike family ``(pid - 1) // 4``."""
-    family = Identity.sample(np.random.default_rng([seed, 2, (pid - 1) // FAMILY_SIZE]))
-    return look_alike(family, np.random.default_rng([seed, 4, pid]))
 
 
 def tracklet_plan(params: Dict) -> List[Tuple[int, int, str]]:
