@@ -34,6 +34,11 @@ SAMPLER_FLAGS: Dict[str, Dict[str, bool]] = {
     "BalancedIdentitySampler": {"PK_SAMPLER": True, "NAIVE_WAY": False},
 }
 
+# Keys that fast-reid's later schema makes lists (one entry per teacher) while the config reference, and so this
+# tree, keeps them strings: a list is stored as its Python literal, which the reader (Distiller) parses back, so
+# that the command-line form '("t1.yml", "t2.yml")' and a YAML list give the same value.
+LIST_AS_STRING_KEYS = ("KD.MODEL_CONFIG", "KD.MODEL_WEIGHTS")
+
 _MISSING = object()
 
 
@@ -85,6 +90,15 @@ def translate_config_dict(loaded: Dict[str, Any]) -> Tuple[Dict[str, Any], List[
             _drop_empty_groups(result, old_key.split("."))
     for new_key, value in moved.items():
         _set_path(result, new_key.split("."), value)
+
+    for key in LIST_AS_STRING_KEYS:
+        parts = key.split(".")
+        value = _pop_path(result, parts)
+        if isinstance(value, (list, tuple)):
+            value = repr([str(v) for v in value])
+            notes.append(f"{key} list -> {value}")
+        if value is not _MISSING:
+            _set_path(result, parts, value)
 
     loader = result.get("DATALOADER")
     if isinstance(loader, dict) and loader.get("SAMPLER_TRAIN") in SAMPLER_FLAGS:

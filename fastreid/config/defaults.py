@@ -8,6 +8,8 @@ fast-reid's later schema (``SOLVER.AMP.ENABLED``, ``INPUT.FLIP.ENABLED``, ...) a
 Units: schedules count epochs (``SOLVER.MAX_EPOCH``, ``SOLVER.STEPS``, ``SOLVER.DELAY_EPOCHS``,
 ``SOLVER.CHECKPOINT_PERIOD``, ``TEST.EVAL_PERIOD``) except where a key says iterations.
 """
+from typing import Dict
+
 import torch
 
 from .config import CfgNode as CN
@@ -16,7 +18,8 @@ _C = CN()
 # The default tree under a public name; fastreid.config.get_cfg() hands out copies of it.
 DEFAULT_CONFIG = _C
 
-# Schema version of this tree (fastreid). Bumped when a key is renamed; see fastreid.config.compat.
+# Schema version of this tree (fastreid). Bumped when a key is renamed; see fastreid.config.compat. A config
+# file (e.g. a run's config.yaml) that sets another VERSION is an error when it is loaded.
 _C.VERSION = 1
 
 # -----------------------------------------------------------------------------
@@ -30,8 +33,19 @@ _C.MODEL.META_ARCHITECTURE = "Baseline"
 # Module names (prefixes) frozen during the first SOLVER.FREEZE_ITERS iterations while the rest trains
 # (fast-reid's meaning: [backbone] trains the new heads first, torchreid's two-stepped transfer learning).
 _C.MODEL.FREEZE_LAYERS = [""]
-# MoCo memory size (number of queued features).
+# MoCo memory size (number of queued features; MODEL.META_ARCHITECTURE "MoCo"). At least SOLVER.IMS_PER_BATCH.
 _C.MODEL.QUEUE_SIZE = 8192
+# (fastreid) MoCo (MODEL.META_ARCHITECTURE "MoCo"): its momentum encoder and its memory loss, fast-reid's
+# pairwise CosFace loss of the batch against the queued keys.
+_C.MODEL.MOCO = CN()
+# EMA momentum of the momentum (key) encoder per iteration, in [0, 1] (1 = never updated).
+_C.MODEL.MOCO.MOMENTUM = 0.999
+# Cosine margin of the memory loss (on the negatives).
+_C.MODEL.MOCO.MARGIN = 0.25
+# Scale (gamma) of the cosine similarities in the memory loss.
+_C.MODEL.MOCO.GAMMA = 32.0
+# Weight of the memory loss term loss_mb in the total loss.
+_C.MODEL.MOCO.SCALE = 1.0
 # Channels-last (NHWC) weights and inputs (fastreid): faster convolutions on CPUs with oneDNN and on GPUs
 # with tensor cores (measured in docs/benchmarks.md).
 _C.MODEL.CHANNELS_LAST = False
@@ -166,13 +180,24 @@ _C.MODEL.PIXEL_STD = [0.229 * 255, 0.224 * 255, 0.225 * 255]
 # KNOWLEDGE DISTILLATION
 # -----------------------------------------------------------------------------
 _C.KD = CN()
-# Config file and weights of the teacher model.
+# Config file and weights of the teacher model, read by MODEL.META_ARCHITECTURE Distiller. Several teachers: a
+# YAML list (fast-reid's later schema) or a Python list literal, '("t1.yml", "t2.yml")', one weight file each.
 _C.KD.MODEL_CONFIG = ""
 _C.KD.MODEL_WEIGHTS = ""
-# Exponential moving average of the student as teacher (fastreid; from fast-reid's later schema).
+# Exponential moving average of the student as teacher (fastreid; from fast-reid's later schema): each training
+# step, teacher = MOMENTUM * teacher + (1 - MOMENTUM) * student.
 _C.KD.EMA = CN()
 _C.KD.EMA.ENABLED = False
 _C.KD.EMA.MOMENTUM = 0.999
+# (fastreid) Divergence between the softened class distributions of student and teachers: "kl" (KL(teacher ||
+# student), Hinton et al. 2015), "js" (Jensen-Shannon) or "symkl" (the symmetric KL that fast-reid's Distiller
+# computes and logs as loss_jsdiv).
+_C.KD.LOSS = "kl"
+# (fastreid) Softmax temperature of the distillation (fast-reid's fixed 16); the divergence is multiplied by
+# its square.
+_C.KD.TEMPERATURE = 16.0
+# (fastreid) Weight of the distillation term loss_kd in the total loss.
+_C.KD.SCALE = 1.0
 
 # -----------------------------------------------------------------------------
 # INPUT
@@ -482,3 +507,11 @@ _C.SEED = -1
 # Use only deterministic algorithms (torch.use_deterministic_algorithms; cudnn autotuning off), so that two
 # runs with the same SEED give the same numbers (fastreid). Slower on GPUs.
 _C.DETERMINISTIC = False
+
+# Keys of fast-reid's config reference that fastreid accepts, so that fast-reid's files load, but does not
+# implement: key -> what the user should know. tests/config/test_every_key_is_read.py requires every key of the
+# tree to have a reader in the source or an entry here, and fastreid.config.load_config logs a WARNING naming
+# each of these keys set to a value other than its default. A key whose silent ignore would give wrong results
+# must be implemented, or rejected by the code that should read it, rather than listed here. Empty: every key of
+# the tree is read.
+UNSUPPORTED_KEYS: Dict[str, str] = {}

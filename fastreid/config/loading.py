@@ -1,9 +1,12 @@
 """The one way to build a run's config: defaults, then a config file, then ``KEY VALUE`` overrides."""
+import logging
 from typing import Any, Optional, Sequence
 
-from .config import CfgNode, get_cfg
+from .config import CfgNode, ConfigError, get_cfg
 
-__all__ = ["load_config"]
+__all__ = ["check_loaded_config", "load_config"]
+
+logger = logging.getLogger(__name__)
 
 
 def load_config(config_file: str = "", opts: Sequence[Any] = (), *, base: Optional[CfgNode] = None,
@@ -24,12 +27,49 @@ def load_config(config_file: str = "", opts: Sequence[Any] = (), *, base: Option
         The merged tree (``base`` itself when given).
 
     Raises:
-        ConfigError: on a missing or invalid file, an unknown key, a badly typed value or an odd ``opts``.
+        ConfigError: on a missing or invalid file, an unknown key, a badly typed value, an odd ``opts`` or
+            another schema ``VERSION`` (see :func:`check_loaded_config`).
     """
     cfg = get_cfg() if base is None else base
     if config_file:
         cfg.merge_from_file(config_file)
     cfg.merge_from_list(list(opts))
+    check_loaded_config(cfg, source=config_file or "the overrides")
     if freeze:
         cfg.freeze()
     return cfg
+
+
+def check_loaded_config(cfg: CfgNode, source: str = "the config") -> None:
+    """Checks a merged config: its schema version, and the keys that are accepted but not implemented.
+
+    Each key of :data:`fastreid.config.defaults.UNSUPPORTED_KEYS` set to a value other than its default is
+    logged as a WARNING naming it.
+
+    Args:
+        cfg: the merged tree.
+        source: where it came from, for messages.
+
+    Raises:
+        ConfigError: when ``cfg.VERSION`` is not the schema version of this fastreid.
+    """
+    from .defaults import DEFAULT_CONFIG, UNSUPPORTED_KEYS
+
+    if cfg.VERSION != DEFAULT_CONFIG.VERSION:
+        raise ConfigError(
+            f"VERSION {cfg.VERSION!r} in {source}: this fastreid reads config schema version {DEFAULT_CONFIG.VERSION} "
+            "(fast-reid's files have no VERSION and are translated). Remove the VERSION line, or use the fastreid "
+            "release that wrote the file"
+        )
+    for key, note in UNSUPPORTED_KEYS.items():
+        value, default = _lookup(cfg, key), _lookup(DEFAULT_CONFIG, key)
+        if value != default:
+            logger.warning("Config key %s = %r (default %r) is accepted but not supported by fastreid, so it has no "
+                           "effect: %s", key, value, default, note)
+
+
+def _lookup(cfg: CfgNode, key: str) -> Any:
+    node = cfg
+    for part in key.split("."):
+        node = node[part]
+    return node

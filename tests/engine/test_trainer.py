@@ -11,11 +11,10 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from fastreid.engine import DefaultTrainer, default_argument_parser, default_setup
-from fastreid.engine.hooks import CallbackHook
 from fastreid.utils.checkpoint import Checkpointer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from trainer_utils import RESUME_OVERRIDES, tiny_cfg, tiny_overrides  # noqa: E402
+from trainer_utils import RESUME_OVERRIDES, tiny_cfg, tiny_overrides, train_interrupted  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -112,24 +111,9 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
         assert torch.equal(a["optimizer"]["state"][key]["exp_avg"], b["optimizer"]["state"][key]["exp_avg"])
 
 
-class _Interrupt(Exception):
-    pass
-
-
 def _train_with_workers(data, out, *, resume=False, stop_after_iter=None):
     cfg = tiny_cfg(data, out, RESUME_OVERRIDES + ["DATALOADER.NUM_WORKERS", "2"])
-    _setup(cfg)
-    trainer = DefaultTrainer(cfg)
-    if stop_after_iter is not None:
-        def interrupt(t):
-            if t.iter == stop_after_iter:
-                raise _Interrupt
-        trainer.register_hooks([CallbackHook(after_step=interrupt)])
-    trainer.resume_or_load(resume=resume)
-    try:
-        trainer.train()
-    except _Interrupt:
-        pass
+    trainer = train_interrupted(cfg, resume=resume, stop_after_iter=stop_after_iter)
     assert multiprocessing.active_children() == []  # the loader workers are stopped when training ends
     return trainer.start_iter
 

@@ -1,7 +1,9 @@
 """A tiny training configuration on the SyntheticPerson dataset, shared by the engine tests and scripts."""
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 from fastreid.config import CfgNode, get_cfg
+from fastreid.engine import DefaultTrainer, default_argument_parser, default_setup
+from fastreid.engine.hooks import CallbackHook
 
 
 def tiny_overrides(data_root: str, output_dir: str) -> List[str]:
@@ -51,3 +53,25 @@ def tiny_cfg(data_root: str, output_dir: str, extra: Sequence[str] = ()) -> CfgN
     cfg = get_cfg()
     cfg.merge_from_list(tiny_overrides(data_root, output_dir) + list(extra))
     return cfg
+
+
+class Interrupt(Exception):
+    """Raised by a hook to stop a run in the middle, as a crash would."""
+
+
+def train_interrupted(cfg: CfgNode, *, resume: bool = False, stop_after_iter: Optional[int] = None) -> DefaultTrainer:
+    """Set up (seeding from cfg.SEED) and train ``cfg`` with DefaultTrainer, resuming from OUTPUT_DIR when
+    ``resume``; with ``stop_after_iter`` the run stops right after that iteration (and its checkpoint)."""
+    default_setup(cfg, default_argument_parser().parse_args([]))
+    trainer = DefaultTrainer(cfg)
+    if stop_after_iter is not None:
+        def interrupt(t):
+            if t.iter == stop_after_iter:
+                raise Interrupt
+        trainer.register_hooks([CallbackHook(after_step=interrupt)])
+    trainer.resume_or_load(resume=resume)
+    try:
+        trainer.train()
+    except Interrupt:
+        pass
+    return trainer

@@ -144,4 +144,17 @@ class Baseline(ReIDMetaArch):
         targets = self.targets_of(batched_inputs)
         outputs = self.heads(features, targets)
         log_accuracy(outputs["pred_class_logits"], targets)
+        return self.training_losses(batched_inputs, outputs, targets)
+
+    def training_losses(
+        self, batched_inputs: Batch, outputs: Dict[str, torch.Tensor], targets: torch.Tensor
+    ) -> Dict[str, torch.Tensor]:
+        """The loss terms of a training batch from the head's training outputs: the configured losses here;
+        subclasses add their own terms (e.g. MoCo's memory loss).
+
+        Args:
+            batched_inputs: the batch given to :meth:`forward`.
+            outputs: the head's training outputs.
+            targets: B identity labels on the model's device.
+        """
         return self.loss_terms(outputs, targets)

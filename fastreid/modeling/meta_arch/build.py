@@ -1,12 +1,13 @@
 """The meta-architecture registry and ``build_model``."""
 import logging
+from typing import Dict, Tuple
 
 from torch import nn
 
 from fastreid.utils.env import resolve_device
 from fastreid.utils.registry import Registry
 
-__all__ = ["META_ARCH_REGISTRY", "build_model"]
+__all__ = ["META_ARCH_KEYS", "META_ARCH_REGISTRY", "build_model", "warn_unread_meta_arch_keys"]
 
 logger = logging.getLogger(__name__)
 
@@ -15,6 +16,34 @@ META_ARCH_REGISTRY.__doc__ = """Whole models by class name (MODEL.META_ARCHITECT
 
 A meta-architecture takes ``{"images": B×3×H×W float 0-255, "targets": B long}``; in training mode it
 returns a dict of scalar loss terms ``loss_<term>``, in eval mode the B×D features."""
+
+
+# Keys that only one meta-architecture (or its subclasses) reads: set away from their defaults for another model,
+# they would be ignored, so build_model warns.
+META_ARCH_KEYS: Dict[str, Tuple[str, ...]] = {
+    "Distiller": ("KD.MODEL_CONFIG", "KD.MODEL_WEIGHTS", "KD.EMA.ENABLED", "KD.EMA.MOMENTUM", "KD.LOSS",
+                  "KD.TEMPERATURE", "KD.SCALE"),
+    "MoCo": ("MODEL.QUEUE_SIZE", "MODEL.MOCO.MOMENTUM", "MODEL.MOCO.MARGIN", "MODEL.MOCO.GAMMA", "MODEL.MOCO.SCALE"),
+}
+
+
+def warn_unread_meta_arch_keys(cfg, model: nn.Module) -> None:
+    """Log a WARNING for each key of :data:`META_ARCH_KEYS` set away from its default while ``model`` is not the
+    meta-architecture that reads it (e.g. KD.MODEL_CONFIG with MODEL.META_ARCHITECTURE Baseline)."""
+    from fastreid.config import get_cfg
+
+    defaults = get_cfg()
+    for arch, keys in META_ARCH_KEYS.items():
+        if arch not in META_ARCH_REGISTRY or isinstance(model, META_ARCH_REGISTRY.get(arch)):
+            continue
+        for key in keys:
+            value, default = cfg, defaults
+            for part in key.split("."):
+                value, default = value[part], default[part]
+            if value != default:
+                logger.warning("%s = %r has no effect: only MODEL.META_ARCHITECTURE %s (or a subclass) reads it, and "
+                               "this model is %s. Set MODEL.META_ARCHITECTURE %s, or remove the key.", key, value,
+                               arch, type(model).__name__, arch)
 
 
 def build_model(cfg) -> nn.Module:
@@ -31,6 +60,7 @@ def build_model(cfg) -> nn.Module:
     model = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)(cfg)
     if not isinstance(model, nn.Module):
         raise TypeError(f"Meta-architecture '{cfg.MODEL.META_ARCHITECTURE}' built {type(model).__name__}")
+    warn_unread_meta_arch_keys(cfg, model)
     model.to(device)
     if cfg.MODEL.CHANNELS_LAST:
         if not hasattr(model, "use_channels_last"):
