@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
+from fastreid.utils.memory import release_freed_memory
+
 from .common import CommDataset
 from .data_utils import BadImageError, preserved_rng, read_image, seed_rng
 from .datasets.bases import Record
@@ -111,6 +113,10 @@ class TrackletDataset(CommDataset):
         With ``(index, seed)`` pairs the caller's random streams are left untouched; with plain indices the
         global generators advance as for one image transform per tracklet (plus the draws of ``"random"``).
         """
+        if self.sample_method == "all":
+            # Whole tracklets differ in length; in a loader worker nothing else trims the heap between batches
+            # (see fastreid.utils.memory), so the worker's resident size would grow with every tracklet read.
+            release_freed_memory()
         seeded = any(isinstance(index, tuple) for index in indices)
         if seeded:
             with preserved_rng():

@@ -10,6 +10,7 @@ from tabulate import tabulate
 from tqdm import tqdm
 
 from fastreid.utils import comm
+from fastreid.utils.memory import release_freed_memory
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,11 @@ def forward_features(model: torch.nn.Module, inputs: Batch, flip: bool = False) 
     return feats
 
 
+def _holds_tracklets(inputs: Batch) -> bool:
+    images = inputs.get("images") if isinstance(inputs, Mapping) else inputs
+    return isinstance(images, torch.Tensor) and images.dim() == 5
+
+
 def inference_on_dataset(model: torch.nn.Module, data_loader: Iterable[Dict[str, Any]],
                          evaluator: DatasetEvaluator, flip_test: bool = False) -> Dict[str, Any]:
     """Runs ``model`` over ``data_loader`` and evaluates its outputs.
@@ -107,6 +113,11 @@ def inference_on_dataset(model: torch.nn.Module, data_loader: Iterable[Dict[str,
             outputs = forward_features(model, inputs, flip=flip_test)
             evaluator.process(inputs, outputs)
             num_samples += len(outputs)
+            if _holds_tracklets(inputs):
+                # Tracklets differ in length: without a trim the freed frame buffers pile up in the heap (see
+                # fastreid.utils.memory), and the resident size grows with the number of tracklets.
+                del inputs, outputs
+                release_freed_memory()
     elapsed = time.perf_counter() - start
     logger.info("Inference done: %d samples (images or tracklets) in %.2f s (%.1f samples/s per process)",
                 num_samples, elapsed, num_samples / max(elapsed, 1e-9))
