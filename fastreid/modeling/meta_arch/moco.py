@@ -6,7 +6,7 @@ CosFace loss of each query against the keys (``loss_mb``).
 """
 import copy
 import logging
-from typing import Dict, Sequence
+from typing import Any, Dict
 
 import torch
 import torch.nn.functional as F
@@ -46,7 +46,7 @@ class MoCo(Baseline):
     is not used.
 
     Args:
-        backbone, heads, losses, pixel_mean, pixel_std: see :class:`Baseline`.
+        baseline: ``backbone``, ``heads``, ``losses``, ``pixel_mean``, ``pixel_std`` of :class:`Baseline`.
         feat_dim: width D of the head's training "features".
         queue_size: slots of the queue (MODEL.QUEUE_SIZE); at least the number of images per step over all
             processes.
@@ -59,19 +59,15 @@ class MoCo(Baseline):
     def __init__(
         self,
         *,
-        backbone: nn.Module,
-        heads: nn.Module,
-        losses: Sequence[nn.Module],
-        pixel_mean: Sequence[float],
-        pixel_std: Sequence[float],
         feat_dim: int,
         queue_size: int,
         momentum: float = 0.999,
         margin: float = 0.25,
         gamma: float = 32.0,
         scale: float = 1.0,
+        **baseline: Any,
     ) -> None:
-        super().__init__(backbone=backbone, heads=heads, losses=losses, pixel_mean=pixel_mean, pixel_std=pixel_std)
+        super().__init__(**baseline)
         if queue_size < 1:
             raise ValueError(f"MODEL.QUEUE_SIZE must be a positive number of queued features, got {queue_size}")
         if not 0.0 <= momentum <= 1.0:
@@ -80,7 +76,7 @@ class MoCo(Baseline):
         self.margin = float(margin)
         self.gamma = float(gamma)
         self.scale = float(scale)
-        self.momentum_encoder = copy.deepcopy(nn.ModuleDict({"backbone": backbone, "heads": heads}))
+        self.momentum_encoder = copy.deepcopy(nn.ModuleDict({"backbone": self.backbone, "heads": self.heads}))
         for p in self.momentum_encoder.parameters():
             p.requires_grad_(False)
         self.register_buffer("queue", torch.zeros(queue_size, feat_dim))
