@@ -16,6 +16,12 @@ Usage::
 
     python benchmarks/video_inference_memory.py                              # full shape: hours on 2 cores
     python benchmarks/video_inference_memory.py --num-query 4 --num-gallery 12 --chunks 0 512 256 128 64 32
+    python benchmarks/video_inference_memory.py --chunks 128 --opts MODEL.BACKBONE.NAME build_mobilenetv3_backbone \
+        MODEL.BACKBONE.DEPTH Small   # full shape, a small real backbone: about an hour on 2 idle cores
+    python benchmarks/video_inference_memory.py --chunks 128 --opts MODEL.BACKBONE.NAME build_probe_backbone
+        # full shape in minutes: what grows with the number of tracklets, with a one-layer backbone
+
+``--opts KEY VALUE ...`` overrides the config, as the trailing pairs of tools/train_net.py do.
 
 With fewer tracklets the peak is the same (it is set by the longest tracklet, which every run includes) except
 for the stored features and frame names, which grow linearly: the script reports their full-shape size.
@@ -33,16 +39,38 @@ from typing import Any, Dict, List
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from fastreid.config import get_cfg
 from fastreid.data import collate_tracklets
 from fastreid.evaluation import ReidEvaluator, inference_on_dataset
 from fastreid.modeling import build_model
+from fastreid.modeling.backbones import BACKBONE_REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
 MARS_QUERY, MARS_GALLERY, MARS_IDS, MARS_CAMS = 1980, 9330, 636, 6
 GIB = 2**30
+
+
+class ProbeBackbone(nn.Module):
+    """8x8 average pooling, a 1x1 convolution to 64 channels, BN and ReLU: a backbone so cheap that a full
+    MARS-shaped pass takes minutes, for measuring what grows with the number of tracklets (loader, collected
+    features, evaluation) rather than the activations of a real network."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.AvgPool2d(8), nn.Conv2d(3, 64, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU())
+        self.out_channels = 64
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+@BACKBONE_REGISTRY.register()
+def build_probe_backbone(cfg) -> nn.Module:
+    """:class:`ProbeBackbone` (MODEL.BACKBONE.NAME build_probe_backbone); reads no other key."""
+    return ProbeBackbone()
 
 
 def tracklet_lengths(count: int, mean: int, longest: int, seed: int, with_longest: bool = True) -> np.ndarray:
@@ -58,23 +86,30 @@ def tracklet_lengths(count: int, mean: int, longest: int, seed: int, with_longes
 class RandomTracklets(Dataset):
     """Tracklets of random 0-255 frames, as :class:`~fastreid.data.TrackletDataset` samples with method "all".
 
+    Each tracklet is a fresh float tensor, as a decoded tracklet would be; its frames are drawn from a seeded
+    bank of ``bank_size`` random frames (generating ~680 k full-size random frames would cost more than the
+    inference being measured, and memory does not depend on the pixel values).
+
     Args:
         lengths: frames of each tracklet.
         pids, camids: labels of each tracklet.
         height, width: frame size.
+        bank_size: distinct random frames.
     """
 
-    def __init__(self, lengths: np.ndarray, pids: np.ndarray, camids: np.ndarray, height: int, width: int) -> None:
+    def __init__(self, lengths: np.ndarray, pids: np.ndarray, camids: np.ndarray, height: int, width: int,
+                 bank_size: int = 97) -> None:
         self.lengths, self.pids, self.camids = lengths, pids, camids
         self.height, self.width = height, width
+        g = torch.Generator().manual_seed(0)
+        self.bank = torch.randint(0, 256, (bank_size, 3, height, width), generator=g, dtype=torch.uint8)
 
     def __len__(self) -> int:
         return len(self.lengths)
 
     def __getitem__(self, index: int) -> Dict[str, Any]:
         n = int(self.lengths[index])
-        g = torch.Generator().manual_seed(index)
-        frames = torch.randint(0, 256, (n, 3, self.height, self.width), generator=g, dtype=torch.uint8).float()
+        frames = self.bank[(torch.arange(n) + index * 31) % len(self.bank)].float()
         return {"images": frames, "targets": int(self.pids[index]), "camids": int(self.camids[index]),
                 "img_paths": tuple(f"t{index}_f{i}.jpg" for i in range(n)), "indices": index}
 
@@ -102,7 +137,7 @@ def run_chunk(args: Dict[str, Any], chunk: int, queue) -> None:
     cfg.merge_from_file(args["config"])
     cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.BACKBONE.PRETRAIN", False, "MODEL.HEADS.NUM_CLASSES", 625,
                          "MODEL.META_ARCHITECTURE", "VideoBaseline", "TEST.FRAME_CHUNK", chunk,
-                         "INPUT.SIZE_TEST", [args["height"], args["width"]]])
+                         "INPUT.SIZE_TEST", [args["height"], args["width"]]] + args["opts"])
     model = build_model(cfg).eval()
     data, num_query = test_set(args["num_query"], args["num_gallery"], args["frames"], args["max_frames"],
                                args["height"], args["width"])
@@ -149,6 +184,7 @@ def main(argv: List[str] = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--budget-gib", type=float, default=4.0)
     parser.add_argument("--output", default="", help="also write the figures to this JSON file")
+    parser.add_argument("--opts", nargs="+", default=[], help="KEY VALUE config overrides, as in tools/train_net.py")
     args = parser.parse_args(argv)
     settings = dict(vars(args))
     ctx = mp.get_context("spawn")
