@@ -189,6 +189,18 @@ def test_a_torchvision_backbone_file_given_as_model_weights_is_refused_not_half_
         assert rows["fc"].split("|")[5].strip() == "2"
 
 
+def test_a_state_dict_that_matches_nothing_is_refused(tmp_path):
+    torch.save({"encoder.stem.weight": torch.zeros(8, 3, 3, 3), "decoder.out.bias": torch.zeros(8)},
+               tmp_path / "other.pth")
+    model = build_model(_reid_cfg())
+    for load in (lambda: Checkpointer(model).resume_or_load(str(tmp_path / "other.pth"), resume=False),
+                 lambda: load_inference_weights(model, str(tmp_path / "other.pth"))):
+        with pytest.raises(ValueError) as info:
+            load()
+        text = str(info.value)
+        assert "other.pth" in text and "MODEL.WEIGHTS_PARTIAL" in text and "no tensor" in text.lower()
+
+
 def test_a_resnet34_checkpoint_is_not_half_loaded_into_a_resnet18_nor_the_reverse(tmp_path, caplog):
     r34 = build_model(_reid_cfg("34x"))
     Checkpointer(r34, str(tmp_path), save_to_disk=True).save("r34")
