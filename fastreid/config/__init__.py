@@ -11,7 +11,7 @@ from .config import (
     load_yaml_with_base,
 )
 from .compat import translate_config_dict
-from .loading import load_config
+from .loading import load_config, non_default_values
 
 __all__ = [
     "CfgNode",
@@ -24,5 +24,6 @@ __all__ = [
     "load_config",
     "load_yaml_chain",
     "load_yaml_with_base",
+    "non_default_values",
     "translate_config_dict",
 ]

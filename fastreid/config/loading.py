@@ -1,10 +1,10 @@
 """The one way to build a run's config: defaults, then a config file, then ``KEY VALUE`` overrides."""
 import logging
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, List, Optional, Sequence, Tuple
 
 from .config import CfgNode, ConfigError, get_cfg
 
-__all__ = ["check_loaded_config", "load_config"]
+__all__ = ["check_loaded_config", "load_config", "non_default_values"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,15 +61,21 @@ def check_loaded_config(cfg: CfgNode, source: str = "the config") -> None:
             "(fast-reid's files have no VERSION and are translated). Remove the VERSION line, or use the fastreid "
             "release that wrote the file"
         )
-    for key, note in UNSUPPORTED_KEYS.items():
-        value, default = _lookup(cfg, key), _lookup(DEFAULT_CONFIG, key)
+    for key, value, default in non_default_values(cfg, UNSUPPORTED_KEYS):
+        logger.warning("Config key %s = %r (default %r) is accepted but not supported by fastreid, so it has no "
+                       "effect: %s", key, value, default, UNSUPPORTED_KEYS[key])
+
+
+def non_default_values(cfg: CfgNode, keys: Iterable[str]) -> List[Tuple[str, Any, Any]]:
+    """``(key, value, default)`` for each dotted key of ``keys`` whose value in ``cfg`` differs from the default
+    tree's, in the order of ``keys``."""
+    from .defaults import DEFAULT_CONFIG
+
+    changed = []
+    for key in keys:
+        value, default = cfg, DEFAULT_CONFIG
+        for part in key.split("."):
+            value, default = value[part], default[part]
         if value != default:
-            logger.warning("Config key %s = %r (default %r) is accepted but not supported by fastreid, so it has no "
-                           "effect: %s", key, value, default, note)
-
-
-def _lookup(cfg: CfgNode, key: str) -> Any:
-    node = cfg
-    for part in key.split("."):
-        node = node[part]
-    return node
+            changed.append((key, value, default))
+    return changed

@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from torch.utils.data import default_collate
+from torch.utils.data import default_collate, get_worker_info
 
 from fastreid.utils.memory import release_freed_memory
 
@@ -113,9 +113,10 @@ class TrackletDataset(CommDataset):
         With ``(index, seed)`` pairs the caller's random streams are left untouched; with plain indices the
         global generators advance as for one image transform per tracklet (plus the draws of ``"random"``).
         """
-        if self.sample_method == "all":
+        if self.sample_method == "all" and get_worker_info() is not None:
             # Whole tracklets differ in length; in a loader worker nothing else trims the heap between batches
-            # (see fastreid.utils.memory), so the worker's resident size would grow with every tracklet read.
+            # (see fastreid.utils.memory), so the worker's resident size would grow with every tracklet read. In
+            # the main process inference_on_dataset trims after each batch.
             release_freed_memory()
         seeded = any(isinstance(index, tuple) for index in indices)
         if seeded:

@@ -30,20 +30,15 @@ META_ARCH_KEYS: Dict[str, Tuple[str, ...]] = {
 def warn_unread_meta_arch_keys(cfg, model: nn.Module) -> None:
     """Log a WARNING for each key of :data:`META_ARCH_KEYS` set away from its default while ``model`` is not the
     meta-architecture that reads it (e.g. KD.MODEL_CONFIG with MODEL.META_ARCHITECTURE Baseline)."""
-    from fastreid.config import get_cfg
+    from fastreid.config import non_default_values
 
-    defaults = get_cfg()
     for arch, keys in META_ARCH_KEYS.items():
         if arch not in META_ARCH_REGISTRY or isinstance(model, META_ARCH_REGISTRY.get(arch)):
             continue
-        for key in keys:
-            value, default = cfg, defaults
-            for part in key.split("."):
-                value, default = value[part], default[part]
-            if value != default:
-                logger.warning("%s = %r has no effect: only MODEL.META_ARCHITECTURE %s (or a subclass) reads it, and "
-                               "this model is %s. Set MODEL.META_ARCHITECTURE %s, or remove the key.", key, value,
-                               arch, type(model).__name__, arch)
+        for key, value, _ in non_default_values(cfg, keys):
+            logger.warning("%s = %r has no effect: only MODEL.META_ARCHITECTURE %s (or a subclass) reads it, and this "
+                           "model is %s. Set MODEL.META_ARCHITECTURE %s, or remove the key.", key, value, arch,
+                           type(model).__name__, arch)
 
 
 def build_model(cfg) -> nn.Module:
