@@ -16,6 +16,7 @@ import torch.distributed as dist
 
 __all__ = [
     "all_gather",
+    "all_gather_tensor",
     "create_local_process_group",
     "destroy_process_groups",
     "gather",
@@ -177,6 +178,18 @@ def all_gather(data: Any, group: Optional[dist.ProcessGroup] = None) -> List[Any
     output: List[Any] = [None] * group_size
     dist.all_gather_object(output, data, group=group)
     return output
+
+
+def all_gather_tensor(tensor: torch.Tensor) -> torch.Tensor:
+    """The concatenation along dim 0 of ``tensor`` from every rank, in rank order, over the default process group
+    (NCCL on GPUs, gloo on CPUs) without pickling: for per-iteration gathers. Every rank must pass the same shape.
+    """
+    world = get_world_size()
+    if world == 1:
+        return tensor
+    parts = [torch.empty_like(tensor) for _ in range(world)]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts)
 
 
 def gather(data: Any, dst: int = 0, group: Optional[dist.ProcessGroup] = None) -> List[Any]:

@@ -185,10 +185,7 @@ class MoCo(Baseline):
             keys: B×D keys of this process.
             labels: B identity labels.
         """
-        if comm.get_world_size() > 1:
-            # Object gather through CPU copies: works on gloo and NCCL alike; a batch of keys is small.
-            keys = torch.cat([k.to(keys.device) for k in comm.all_gather(keys.cpu())])
-            labels = torch.cat([t.to(labels.device) for t in comm.all_gather(labels.cpu())])
+        keys, labels = comm.all_gather_tensor(keys), comm.all_gather_tensor(labels)
         size = len(self.queue)
         if len(keys) > size:
             raise ValueError(
