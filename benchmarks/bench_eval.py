@@ -9,6 +9,7 @@ Usage::
     python benchmarks/bench_eval.py --shapes market            # ~10 min on 2 cores
     python benchmarks/bench_eval.py --shapes msmt --stages distance,rank_cython,evaluate
     python benchmarks/bench_eval.py --stages rank_float64,faiss,evaluate_faiss,evaluate_exact
+    python benchmarks/bench_eval.py --shapes market,msmt --stages roc,baseline_roc
 
 Baselines implemented here:
   (a) ``baseline_rank``: full ``np.argsort`` of the distance matrix, then the per-query
@@ -17,6 +18,8 @@ Baselines implemented here:
   (b) ``baseline_rerank``: the original dense re-ranking (tests/evaluation/reference.py).
   (c) ``baseline_aqe``: row-by-row AQE (each row's full similarity row, then top-k), the
       previous fastreid implementation.
+  (d) ``baseline_roc``: the previous one-piece ROC (a float64 copy of the matrix, every
+      negative, one top-k); ``roc`` is the chunked ``evaluate_roc`` on the same float32 matrix.
 """
 import argparse
 import json
@@ -38,7 +41,7 @@ SHAPES = {
 DIM = 2048
 ALL_STAGES = ("matmul_floor", "distance", "rank_cython", "rank_vectorised", "baseline_rank", "aqe", "baseline_aqe",
               "evaluate", "rerank", "baseline_rerank", "rank_float64", "faiss", "evaluate_faiss",
-              "evaluate_exact")
+              "evaluate_exact", "roc", "baseline_roc")
 
 
 def make_features(shape: str, seed: int = 0):
@@ -59,6 +62,15 @@ def make_features(shape: str, seed: int = 0):
 
 def _rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def _reset_peak_rss() -> bool:
+    """Lowers the peak RSS to the current RSS (Linux), so a stage's peak excludes its set-up."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
 
 
 def _summary(cmc, ap, inp):
@@ -99,15 +111,29 @@ def baseline_aqe(query, gallery, qe_k=5, alpha=3.0, chunk=1024):
     return new
 
 
+def baseline_roc(distmat, q_pids, g_pids, q_camids, g_camids, fprs=(1e-4, 1e-3, 1e-2)):
+    """Reference design (d): a float64 copy of the whole matrix, every negative, one top-k."""
+    dist = torch.as_tensor(distmat).double()
+    qp, gp, qc, gc = (torch.as_tensor(x) for x in (q_pids, g_pids, q_camids, g_camids))
+    same = qp[:, None] == gp[None, :]
+    pos, neg = dist[same & (qc[:, None] != gc[None, :])], dist[~same]
+    num_neg = neg.numel()
+    neg = neg.topk(int(max(fprs) * num_neg) + 1, largest=False).values.sort().values
+    return {f"TPR@FPR={f:.0e}": float((pos < neg[int(f * num_neg)]).double().mean()) for f in fprs}
+
+
 def run_stage(stage: str, shape: str, queue) -> None:
     sys.path.insert(0, str(ROOT / "tests" / "evaluation"))
     from fastreid.evaluation import (DenseRanking, ExactRanking, FaissRanking, ReidEvaluator, average_query_expansion,
-                                     compute_distance_matrix, evaluate_rank, evaluate_rank_faiss, re_ranking)
+                                     compute_distance_matrix, evaluate_rank, evaluate_rank_faiss, evaluate_roc,
+                                     re_ranking)
 
     (qf, qp, qc), (gf, gp, gc) = make_features(shape)
     out = {}
-    if stage in ("rank_cython", "rank_vectorised", "baseline_rank"):
+    if stage in ("rank_cython", "rank_vectorised", "baseline_rank", "roc", "baseline_roc"):
         dist = compute_distance_matrix(qf, gf, "cosine").numpy()
+    if stage in ("roc", "baseline_roc"):  # peak_rss_gib - rss_before_gib is then the ROC's own memory
+        out["peak_reset"] = _reset_peak_rss()
     rss0 = _rss_gib()
     t0 = time.perf_counter()
     if stage == "matmul_floor":
@@ -133,6 +159,8 @@ def run_stage(stage: str, shape: str, queue) -> None:
     elif stage == "baseline_rank":
         cmc, ap, inp, t_sort = baseline_rank_loop(dist, qp, gp, qc, gc)
         out.update(_summary(cmc, ap, inp), argsort_sec=t_sort)
+    elif stage in ("roc", "baseline_roc"):
+        out.update((evaluate_roc if stage == "roc" else baseline_roc)(dist, qp, gp, qc, gc))
     elif stage == "aqe":
         average_query_expansion(qf, gf, qe_times=1, qe_k=5, alpha=3.0)
     elif stage == "baseline_aqe":
