@@ -7,8 +7,9 @@
 
 The extractor reproduces the evaluator's features exactly: images go through the test transform
 (``build_transforms(cfg, is_train=False)``: resize to INPUT.SIZE_TEST, 0-255 tensor), the model runs in
-eval mode without gradients, and with flip averaging the features of an image and its mirror are averaged
-as in :func:`fastreid.evaluation.inference_on_dataset`. L2 normalisation, when asked for, comes last.
+eval mode without gradients at MODEL.PRECISION (see :mod:`fastreid.utils.precision`), and with flip
+averaging the features of an image and its mirror are averaged as in :func:`fastreid.evaluation.inference_on_dataset`.
+L2 normalisation, when asked for, comes last.
 
 This module sits above ``data``, ``modeling`` and ``evaluation`` (it uses all three), next to the tools.
 """
@@ -29,6 +30,7 @@ from fastreid.data.transforms import build_transforms
 from fastreid.evaluation import FeatureCollector, forward_features, inference_context
 from fastreid.modeling import build_model
 from fastreid.utils.checkpoint import load_inference_weights
+from fastreid.utils.precision import autocast_for, precision_from_config
 
 __all__ = [
     "FeatureCollector",
@@ -106,10 +108,12 @@ class FeatureExtractor:
         batch_size: images per forward pass.
         flip: average each image's features with those of its horizontal mirror.
         normalize: L2-normalise the returned features.
+        precision: autocast dtype of the forward pass (``torch.bfloat16``, ``torch.float16``), None for float32;
+            the features are float32 either way. :meth:`from_config` takes it from MODEL.PRECISION.
     """
 
     def __init__(self, model: nn.Module, transform: Callable[[Image.Image], torch.Tensor], *, batch_size: int = 64,
-                 flip: bool = False, normalize: bool = False) -> None:
+                 flip: bool = False, normalize: bool = False, precision: Optional[torch.dtype] = None) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model
@@ -117,16 +121,21 @@ class FeatureExtractor:
         self.batch_size = batch_size
         self.flip = flip
         self.normalize = normalize
+        self.precision = precision
 
     @classmethod
     def from_config(cls, cfg: CfgNode, model: Optional[nn.Module] = None, **kwargs: Any) -> "FeatureExtractor":
         """Uses :func:`load_model` ``(cfg)`` unless ``model`` is given.
 
-        ``batch_size`` defaults to TEST.IMS_PER_BATCH and ``flip`` to TEST.FLIP_ENABLED; ``kwargs`` override.
+        ``batch_size`` defaults to TEST.IMS_PER_BATCH, ``flip`` to TEST.FLIP_ENABLED and ``precision`` to
+        MODEL.PRECISION resolved for MODEL.DEVICE (:func:`fastreid.utils.precision.precision_from_config`);
+        ``kwargs`` override.
         """
         if model is None:
             model = load_model(cfg)
         options = {"batch_size": cfg.TEST.IMS_PER_BATCH, "flip": cfg.TEST.FLIP_ENABLED, **kwargs}
+        if "precision" not in options:
+            options["precision"] = precision_from_config(cfg)
         return cls(model, build_transforms(cfg, is_train=False), **options)
 
     @classmethod
@@ -162,7 +171,10 @@ class FeatureExtractor:
         Returns:
             (B, D) float32 features, flip-averaged and normalised as configured.
         """
-        feats = forward_features(self.model, batch.to(self.device), flip=self.flip).float()
+        device = self.device
+        with autocast_for(self.precision, device):
+            feats = forward_features(self.model, batch.to(device), flip=self.flip)
+        feats = feats.float()
         return F.normalize(feats, dim=1) if self.normalize else feats
 
     def __call__(self, images: Images) -> torch.Tensor:

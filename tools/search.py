@@ -9,9 +9,13 @@ Index a gallery (folders are searched recursively for images), then query it::
 
 ``index`` writes ``index.faiss``, ``paths.json`` and ``meta.json`` (which records the config file, weights and
 overrides, so ``query`` extracts features with the same model unless ``--config-file``/``--weights`` are
-given again). ``query`` writes ``results.json`` (``[{"query": path, "results": [{"path", "score"}]}]``) and
-the static page ``results.html`` into ``--output`` (default: the index folder). The page links the images by
-relative paths, so keep it next to the images or pass ``--embed-images`` for one self-contained file.
+given again, and the precision the gallery was embedded in). ``query`` writes ``results.json``
+(``[{"query": path, "results": [{"path", "score"}]}]``) and the static page ``results.html`` into ``--output``
+(default: the index folder). The page links the images by relative paths, so keep it next to the images or
+pass ``--embed-images`` for one self-contained file.
+
+Features are extracted under MODEL.PRECISION ("auto": bfloat16 autocast on CPUs where a quick check finds it
+faster, see fastreid.utils.precision); add ``MODEL.PRECISION fp32`` to force float32.
 
 Scores: cosine similarity (higher is closer) for TEST.METRIC cosine, squared Euclidean distance (lower is
 closer) for euclidean.
@@ -27,6 +31,7 @@ from fastreid.config import add_config_arguments, config_overrides
 from fastreid.predictor import FeatureExtractor, load_inference_config
 from fastreid.search import INDEX_KINDS, GalleryIndex, list_images, write_search_report
 from fastreid.utils.logger import setup_logger
+from fastreid.utils.precision import precision_name
 
 logger = logging.getLogger("fastreid.search")
 
@@ -74,7 +79,8 @@ def run_index(args: argparse.Namespace) -> GalleryIndex:
     logger.info("Extracting features of %d gallery images", len(paths))
     weights = os.path.abspath(cfg.MODEL.WEIGHTS) if os.path.isfile(cfg.MODEL.WEIGHTS) else cfg.MODEL.WEIGHTS
     model_meta = {"config_file": os.path.abspath(args.config_file), "weights": weights,
-                  "opts": config_overrides(args), "flip": extractor.flip}
+                  "opts": config_overrides(args), "flip": extractor.flip,
+                  "precision": precision_name(extractor.precision)}
     index = GalleryIndex.build(extractor(paths), paths, kind=args.index, metric=cfg.TEST.METRIC,
                                nlist=args.nlist or None, nprobe=args.nprobe, hnsw_m=args.hnsw_m,
                                ef_search=args.ef_search, extra_meta=model_meta)

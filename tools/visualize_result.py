@@ -34,6 +34,7 @@ from fastreid.evaluation import FeatureCollector, RankAccumulator, compute_dista
 from fastreid.evaluation.visualizer import ranked_gallery, select_queries, visualize_ranked_results
 from fastreid.predictor import inference_argument_parser, load_inference_config, load_model
 from fastreid.utils.logger import setup_logger
+from fastreid.utils.precision import precision_from_config
 
 logger = logging.getLogger("fastreid.visualize_result")
 
@@ -125,7 +126,8 @@ def visualize(cfg, dataset_name: str, output: str, num_vis: int, rank_sort: str,
     """Writes the figures described in the module docstring; returns the written paths and the ROC AUC."""
     model = load_model(cfg)
     loader, num_query = build_reid_test_loader(cfg, dataset_name=dataset_name)
-    data = inference_on_dataset(model, loader, FeatureCollector(), flip_test=cfg.TEST.FLIP_ENABLED)
+    data = inference_on_dataset(model, loader, FeatureCollector(), flip_test=cfg.TEST.FLIP_ENABLED,
+                                precision=precision_from_config(cfg))
     feats, pids, camids, paths = data["feats"], data["pids"].numpy(), data["camids"].numpy(), data["img_paths"]
     dist = compute_distance_matrix(feats[:num_query], feats[num_query:], cfg.TEST.METRIC).numpy()
     q_pids, g_pids, q_camids, g_camids = pids[:num_query], pids[num_query:], camids[:num_query], camids[num_query:]

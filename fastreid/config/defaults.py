@@ -49,6 +49,11 @@ _C.MODEL.MOCO.SCALE = 1.0
 # Channels-last (NHWC) weights and inputs (fastreid): faster convolutions on CPUs with oneDNN and on GPUs
 # with tensor cores (measured in docs/benchmarks.md).
 _C.MODEL.CHANNELS_LAST = False
+# (fastreid) Numeric precision of training and inference: "auto" (CPU: bfloat16 autocast where the CPU has
+# native bf16 matmuls and a quick check finds them faster than float32, else float32; CUDA: float32, or with
+# SOLVER.FP16_ENABLED bfloat16 where the GPU supports it and float16 otherwise), or "fp32", "bf16", "fp16" to force
+# one. The choice and its reason are logged.
+_C.MODEL.PRECISION = "auto"
 # (fastreid) Temporal pooling of VideoBaseline, by name in TEMPORAL_POOL_REGISTRY: "avg" (TemporalAvgPool) and
 # "max" (TemporalMaxPool) as torchreid's pooling_method, or "attention" (TemporalAttentionPool, learned
 # per-frame weights); it pools the backbone's per-frame maps into one map per tracklet.
@@ -362,7 +367,8 @@ _C.DATALOADER.SKIP_BAD_IMAGES = False
 # ---------------------------------------------------------------------------- #
 _C.SOLVER = CN()
 
-# Automatic mixed precision (float16 on CUDA, bfloat16 on CPU).
+# Automatic mixed precision, fast-reid's switch: read through MODEL.PRECISION "auto", which on CUDA turns it into
+# bfloat16 or float16 autocast; on a CPU "auto" decides by the CPU's bf16 speed, and MODEL.PRECISION bf16 forces it.
 _C.SOLVER.FP16_ENABLED = False
 
 # Optimizer name: SGD, Adam, AdamW, ...

@@ -23,6 +23,7 @@ from fastreid.utils import comm
 from fastreid.utils.checkpoint import Checkpointer, load_inference_weights
 from fastreid.utils.events import CommonMetricPrinter, EventWriter, JSONWriter, TensorboardXWriter
 from fastreid.utils.file_io import PathManager
+from fastreid.utils.precision import precision_from_config, share_bf16_check
 
 from . import hooks
 from .ddp import create_ddp_model, unwrap_model
@@ -79,8 +80,14 @@ class DefaultTrainer(TrainerBase):
         model = self.build_model(cfg)
         optimizer = self.build_optimizer(cfg, model)
         model = create_ddp_model(model, find_unused_parameters=self.find_unused_parameters(cfg, model))
-        trainer_cls = AMPTrainer if cfg.SOLVER.FP16_ENABLED else SimpleTrainer
-        self._trainer = trainer_cls(model, data_loader, optimizer, grad_clipper=build_grad_clipper(cfg))
+        # MODEL.PRECISION: float32 steps plainly, bf16/fp16 under autocast (fp16 with a gradient scaler).
+        share_bf16_check()
+        precision = precision_from_config(cfg)
+        if precision is None:
+            self._trainer = SimpleTrainer(model, data_loader, optimizer, grad_clipper=build_grad_clipper(cfg))
+        else:
+            self._trainer = AMPTrainer(model, data_loader, optimizer, grad_clipper=build_grad_clipper(cfg),
+                                       precision=precision)
 
         self.iters_per_epoch = self.compute_iters_per_epoch(cfg, len(data_loader.dataset))
         self.scheduler = self.build_lr_scheduler(cfg, optimizer, self.iters_per_epoch)
@@ -373,11 +380,13 @@ class DefaultTrainer(TrainerBase):
 
     @classmethod
     def test(cls, cfg: CfgNode, model: nn.Module, evaluators: Optional[List] = None) -> "OrderedDict[str, Dict]":
-        """Evaluate ``model`` on every dataset of DATASETS.TESTS.
+        """Evaluate ``model`` on every dataset of DATASETS.TESTS, its forward passes at MODEL.PRECISION
+        (:func:`~fastreid.utils.precision.precision_from_config`; features reach the evaluator as float32).
 
         Returns:
             ``{dataset_name: {"Rank-1": ..., "mAP": ..., ...}}`` on the main process (empty elsewhere).
         """
+        share_bf16_check()
         results: "OrderedDict[str, Dict]" = OrderedDict()
         for index, dataset_name in enumerate(cfg.DATASETS.TESTS):
             logger.info("Evaluating on %s", dataset_name)
@@ -387,7 +396,8 @@ class DefaultTrainer(TrainerBase):
                 if evaluators is not None
                 else cls.build_evaluator(cfg, dataset_name, num_query, os.path.join(cfg.OUTPUT_DIR, dataset_name))
             )
-            result = inference_on_dataset(model, data_loader, evaluator, flip_test=cfg.TEST.FLIP_ENABLED)
+            result = inference_on_dataset(model, data_loader, evaluator, flip_test=cfg.TEST.FLIP_ENABLED,
+                                          precision=precision_from_config(cfg))
             if comm.is_main_process() and result:
                 results[dataset_name] = result
         if results:

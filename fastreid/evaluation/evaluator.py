@@ -3,7 +3,7 @@ import logging
 import time
 from collections import OrderedDict
 from contextlib import contextmanager
-from typing import Any, Dict, Iterable, Mapping, Union
+from typing import Any, Dict, Iterable, Mapping, Optional, Union
 
 import torch
 from tabulate import tabulate
@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from fastreid.utils import comm
 from fastreid.utils.memory import release_freed_memory
+from fastreid.utils.precision import autocast_for
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +89,8 @@ def _holds_tracklets(inputs: Batch) -> bool:
 
 
 def inference_on_dataset(model: torch.nn.Module, data_loader: Iterable[Dict[str, Any]],
-                         evaluator: DatasetEvaluator, flip_test: bool = False) -> Dict[str, Any]:
+                         evaluator: DatasetEvaluator, flip_test: bool = False,
+                         precision: Optional[torch.dtype] = None) -> Dict[str, Any]:
     """Runs ``model`` over ``data_loader`` and evaluates its outputs.
 
     Args:
@@ -98,6 +100,9 @@ def inference_on_dataset(model: torch.nn.Module, data_loader: Iterable[Dict[str,
         data_loader: iterable of input dicts (every process gets its own shard).
         evaluator: receives ``process(inputs, features)`` for every batch.
         flip_test: average the features of each image and its horizontal mirror.
+        precision: autocast dtype of the forward pass (``torch.bfloat16``, ``torch.float16``; see
+            :func:`fastreid.utils.precision.precision_from_config`), None for float32. The evaluator always
+            receives float32 features.
 
     Returns:
         ``evaluator.evaluate()`` (``{}`` on non-main processes for reid evaluation).
@@ -107,10 +112,14 @@ def inference_on_dataset(model: torch.nn.Module, data_loader: Iterable[Dict[str,
     evaluator.reset()
     start = time.perf_counter()
     num_samples = 0
+    device = next(model.parameters(), torch.empty(0)).device
     with inference_context(model), torch.no_grad():
         for inputs in tqdm(data_loader, total=total, disable=not comm.is_main_process(),
                            desc="Inference", leave=False):
-            outputs = forward_features(model, inputs, flip=flip_test)
+            with autocast_for(precision, device):
+                outputs = forward_features(model, inputs, flip=flip_test)
+            if isinstance(outputs, torch.Tensor):
+                outputs = outputs.float()
             evaluator.process(inputs, outputs)
             num_samples += len(outputs)
             if _holds_tracklets(inputs):

@@ -15,6 +15,8 @@ TINY_OPTS = [
     "INPUT.SIZE_TRAIN", [32, 16], "INPUT.SIZE_TEST", [32, 16],
     "MODEL.BACKBONE.DEPTH", "18x", "MODEL.BACKBONE.PRETRAIN", False, "MODEL.HEADS.NUM_CLASSES", 8,
     "MODEL.DEVICE", "cpu", "DATALOADER.NUM_WORKERS", 0, "TEST.IMS_PER_BATCH", 5,
+    # float32 on every CPU ("auto" may pick bf16): these tests compare features at float32 tolerances.
+    "MODEL.PRECISION", "fp32",
 ]
 
 

@@ -2,9 +2,10 @@
 
 ``engine.run(...)`` builds a :class:`~fastreid.torchreid.engine.loop.EngineTrainer` (a fastreid
 :class:`~fastreid.engine.TrainerBase` whose hooks do torchreid's epoch work) and trains with fastreid's own step
-(:class:`~fastreid.engine.SimpleTrainer`, or :class:`~fastreid.engine.AMPTrainer` with ``amp=True``: bfloat16
-on CPUs, float16 on GPUs); ``engine.test(...)`` evaluates with :class:`~fastreid.evaluation.ReidEvaluator` on
-the data manager's fastreid test loaders. Nothing here is a second loop or evaluator.
+(:class:`~fastreid.engine.SimpleTrainer`, or :class:`~fastreid.engine.AMPTrainer` when ``amp`` resolves to
+an autocast dtype, as MODEL.PRECISION does); ``engine.test(...)`` evaluates with
+:class:`~fastreid.evaluation.ReidEvaluator` on the data manager's fastreid test loaders. Nothing here is a
+second loop or evaluator.
 
 A subclass gives its losses in one of two ways:
 - fastreid's way, :meth:`Engine.compute_losses` returning named loss tensors: the step (autocast, gradient
@@ -30,6 +31,7 @@ from fastreid.utils import comm
 from fastreid.utils.checkpoint import RNGState
 from fastreid.utils.events import get_event_storage
 from fastreid.utils.logger import log_to_file, setup_logger
+from fastreid.utils.precision import precision_for
 
 from ..data.loaders import normalize_images
 from ..utils import load_checkpoint, open_all_layers, open_specified_layers, save_checkpoint
@@ -73,21 +75,27 @@ class Engine:
     Args:
         datamanager: a :class:`fastreid.torchreid.data.ImageDataManager`.
         use_gpu: use CUDA when available (torchreid's argument; the model's device decides where batches go).
-        amp: fastreid's mixed precision for the default step (bfloat16 autocast on CPU, float16 on CUDA).
+        amp: fastreid's precision for the default step and for testing, as MODEL.PRECISION: "auto" (bfloat16
+            autocast on CPUs with native bf16 where it is faster, else float32), "fp32", "bf16" or "fp16";
+            True is "auto" with SOLVER.FP16_ENABLED (on CUDA: bfloat16 where supported, else float16); False
+            (the default, torchreid's float32) is "fp32". See :func:`fastreid.utils.precision.resolve_precision`.
 
     Attributes:
         datamanager, train_loader, test_loader: the data manager and its loaders.
         model, optimizer, scheduler: the model registered as "model" (see :meth:`register_model`).
         epoch, max_epoch: the current epoch (0-based) and the run's epoch count.
         trainer: the running :class:`~fastreid.torchreid.engine.loop.EngineTrainer` (None outside training).
+        precision: the autocast dtype ``amp`` resolved to (None: float32); :attr:`amp` says whether it is set.
     """
 
-    def __init__(self, datamanager, use_gpu: bool = True, *, amp: bool = False) -> None:
+    def __init__(self, datamanager, use_gpu: bool = True, *, amp: Union[bool, str] = False) -> None:
         self.datamanager = datamanager
         self.train_loader = datamanager.train_loader
         self.test_loader = datamanager.test_loader
         self.use_gpu = bool(use_gpu and torch.cuda.is_available())
-        self.amp = bool(amp)
+        requested = ("auto" if amp else "fp32") if isinstance(amp, bool) else amp
+        self.precision = precision_for(requested, "cuda" if self.use_gpu else "cpu", fp16_enabled=amp is True)
+        self.amp = self.precision is not None
         self.writer = None  # torchreid's SummaryWriter slot; fastreid's event writers write tensorboard
         self.epoch = 0
         self.max_epoch = 0
@@ -317,7 +325,7 @@ class Engine:
             evaluator = ReidEvaluator(num_query, metric=dist_metric, ranks=ranks,
                                       use_metric_cuhk03=use_metric_cuhk03,
                                       ranking=DenseRanking(rerank=RerankOptions(enabled=rerank)))
-            results = inference_on_dataset(model, loader, evaluator)
+            results = inference_on_dataset(model, loader, evaluator, precision=self.precision)
             if visrank:
                 self._visualize(evaluator, num_query, dist_metric, rerank, visrank_topk,
                                 os.path.join(save_dir, f"visrank_{name}"))

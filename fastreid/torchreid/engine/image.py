@@ -5,7 +5,7 @@ torchreid's label smoothing puts ``1 - ε + ε/K`` on the true class and ``ε/K`
 distribution for ``ε' = ε (K - 1) / K``. torchreid's triplet loss is fastreid's batch-hard
 :func:`~fastreid.modeling.losses.triplet_loss` on unnormalised features.
 """
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Mapping, Union
 
 import torch
 from torch import nn
@@ -65,7 +65,7 @@ class ImageSoftmaxEngine(Engine):
     """
 
     def __init__(self, datamanager, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler=None,
-                 use_gpu: bool = True, label_smooth: bool = True, *, amp: bool = False) -> None:
+                 use_gpu: bool = True, label_smooth: bool = True, *, amp: Union[bool, str] = False) -> None:
         super().__init__(datamanager, use_gpu, amp=amp)
         self.register_model("model", model, optimizer, scheduler)
         self.criterion = CrossEntropyLoss(datamanager.num_train_pids, self.use_gpu, label_smooth)
@@ -89,7 +89,7 @@ class ImageTripletEngine(Engine):
 
     def __init__(self, datamanager, model: nn.Module, optimizer: torch.optim.Optimizer, margin: float = 0.3,
                  weight_t: float = 1, weight_x: float = 1, scheduler=None, use_gpu: bool = True,
-                 label_smooth: bool = True, *, amp: bool = False) -> None:
+                 label_smooth: bool = True, *, amp: Union[bool, str] = False) -> None:
         super().__init__(datamanager, use_gpu, amp=amp)
         if weight_t < 0 or weight_x < 0 or weight_t + weight_x <= 0:
             raise ValueError(f"weight_t and weight_x must be >= 0 with a positive sum, got {weight_t}, {weight_x}")

@@ -106,7 +106,7 @@ class EngineTrainer(TrainerBase):
 
     Attributes:
         step: fastreid's step (:class:`~fastreid.engine.SimpleTrainer`, or
-            :class:`~fastreid.engine.AMPTrainer` when ``engine.amp``) over the engine's ``compute_losses``,
+            :class:`~fastreid.engine.AMPTrainer` at ``engine.precision``) over the engine's ``compute_losses``,
             reading the data manager's fastreid loader.
         data_time: seconds spent waiting for the current batch.
         last_rank1: rank-1 of the last test in this run.
@@ -116,8 +116,11 @@ class EngineTrainer(TrainerBase):
                  start_eval: int, eval_freq: int, test_args: Mapping[str, Any], custom_step: bool) -> None:
         super().__init__()
         self.engine = engine
-        step_cls = AMPTrainer if engine.amp else SimpleTrainer
-        self.step = step_cls(_LossModel(engine), engine.train_loader.loader, engine.optimizer)
+        if engine.precision is None:
+            self.step = SimpleTrainer(_LossModel(engine), engine.train_loader.loader, engine.optimizer)
+        else:
+            self.step = AMPTrainer(_LossModel(engine), engine.train_loader.loader, engine.optimizer,
+                                   precision=engine.precision)
         self.data_time = 0.0
         self.last_rank1: Optional[float] = None
         self._custom_step = custom_step

@@ -8,7 +8,7 @@ element-wise maximum (``"max"``) of its frames' features. Frames go through the 
 gives the same features as one pass. Testing is the base engine's: fastreid's inference loop and
 :class:`~fastreid.evaluation.ReidEvaluator` on tracklet features.
 """
-from typing import Any, Mapping, Tuple
+from typing import Any, Mapping, Tuple, Union
 
 import torch
 
@@ -68,7 +68,7 @@ class VideoSoftmaxEngine(VideoEngineMixin, ImageSoftmaxEngine):
 
     def __init__(self, datamanager, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler=None,
                  use_gpu: bool = True, label_smooth: bool = True, pooling_method: str = "avg", *,
-                 amp: bool = False) -> None:
+                 amp: Union[bool, str] = False) -> None:
         self.set_pooling_method(pooling_method)
         super().__init__(datamanager, model, optimizer, scheduler=scheduler, use_gpu=use_gpu,
                          label_smooth=label_smooth, amp=amp)
@@ -87,7 +87,7 @@ class VideoTripletEngine(VideoEngineMixin, ImageTripletEngine):
 
     def __init__(self, datamanager, model: torch.nn.Module, optimizer: torch.optim.Optimizer, margin: float = 0.3,
                  weight_t: float = 1, weight_x: float = 1, scheduler=None, use_gpu: bool = True,
-                 label_smooth: bool = True, pooling_method: str = "avg", *, amp: bool = False) -> None:
+                 label_smooth: bool = True, pooling_method: str = "avg", *, amp: Union[bool, str] = False) -> None:
         self.set_pooling_method(pooling_method)
         super().__init__(datamanager, model, optimizer, margin=margin, weight_t=weight_t, weight_x=weight_x,
                          scheduler=scheduler, use_gpu=use_gpu, label_smooth=label_smooth, amp=amp)

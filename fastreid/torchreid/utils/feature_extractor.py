@@ -20,6 +20,7 @@ from fastreid.predictor import FeatureExtractor as PredictorExtractor
 from fastreid.torchreid.data import normalize_images
 from fastreid.torchreid.data.datamanager import IMAGENET_MEAN, IMAGENET_STD
 from fastreid.torchreid.models import build_model
+from fastreid.utils.precision import precision_for
 
 from .model_complexity import compute_model_complexity
 from .torchtools import load_pretrained_weights
@@ -76,10 +77,14 @@ class FeatureExtractor:
         pixel_norm: normalise the images (False: 0-1 scale only).
         device: 'cpu', 'cuda' or 'cuda:N'; a CUDA device without a GPU falls back to the CPU with a warning.
         verbose: log the model's parameter and FLOP counts.
+        precision: the forward pass's precision, as MODEL.PRECISION (fastreid's argument): "fp32" (default,
+            torchreid's features), "auto" (bfloat16 autocast on CPUs with native bf16 where a quick check finds
+            it faster, else float32), "bf16" or "fp16". Features are float32 either way.
 
     Attributes:
         model: the eval-mode model on ``device``.
         device: the device used.
+        precision: the autocast dtype ``precision`` resolved to (None: float32).
     """
 
     def __init__(
@@ -92,8 +97,10 @@ class FeatureExtractor:
         pixel_norm: bool = True,
         device: str = "cuda",
         verbose: bool = True,
+        precision: str = "fp32",
     ) -> None:
         self.device = _device(device)
+        self.precision = precision_for(precision, self.device)
         model = build_model(model_name, num_classes=1, pretrained=not model_path,
                             use_gpu=self.device.type == "cuda")
         if model_path:
@@ -108,8 +115,9 @@ class FeatureExtractor:
         transform = build_transforms(cfg, is_train=False)
         batch_size = cfg.TEST.IMS_PER_BATCH
         self._from_pixels = PredictorExtractor(TorchreidInput(self.model, pixel_mean, pixel_std, pixel_norm),
-                                               transform, batch_size=batch_size)
-        self._preprocessed = PredictorExtractor(self.model, transform, batch_size=batch_size)
+                                               transform, batch_size=batch_size, precision=self.precision)
+        self._preprocessed = PredictorExtractor(self.model, transform, batch_size=batch_size,
+                                                precision=self.precision)
 
     def __call__(self, inputs: Inputs) -> torch.Tensor:
         """Features of ``inputs``.

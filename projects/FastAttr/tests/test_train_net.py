@@ -18,6 +18,7 @@ CONFIG = str(PROJECT / "configs" / "synthetic_attr_R18.yml")
 def _tiny_opts(tmp_path):
     return [
         "MODEL.DEVICE", "cpu",
+        "MODEL.PRECISION", "fp32",  # the expected metrics below are recomputed from float32 features
         "DATASETS.ROOT", str(tmp_path / "data"),
         "DATASETS.SYNTHETIC.NUM_IDS", "8",
         "DATASETS.SYNTHETIC.IMAGES_PER_ID", "4",
