@@ -54,6 +54,9 @@ _C.MODEL.CHANNELS_LAST = False
 # SOLVER.FP16_ENABLED bfloat16 where the GPU supports it and float16 otherwise), or "fp32", "bf16", "fp16" to force
 # one. The choice and its reason are logged.
 _C.MODEL.PRECISION = "auto"
+# (fastreid) Compile the model with torch.compile for training and inference (opt-in; the first iterations pay
+# the compile time).
+_C.MODEL.COMPILE = False
 # (fastreid) Temporal pooling of VideoBaseline, by name in TEMPORAL_POOL_REGISTRY: "avg" (TemporalAvgPool) and
 # "max" (TemporalMaxPool) as torchreid's pooling_method, or "attention" (TemporalAttentionPool, learned
 # per-frame weights); it pools the backbone's per-frame maps into one map per tracklet.
@@ -373,6 +376,11 @@ _C.SOLVER.FP16_ENABLED = False
 
 # Optimizer name: SGD, Adam, AdamW, ...
 _C.SOLVER.OPT = "Adam"
+# (fastreid) How the optimizer updates its parameters, for torch.optim optimizers that offer a choice:
+# "for-loop" (one parameter at a time), "foreach" (batched over the tensors of a group), "fused" (one kernel),
+# or "auto": fused where the optimizer and the parameters' device support it (several times faster optimizer
+# steps on CPU, measured by benchmarks/bench_step.py), else foreach, else the for-loop. Same updates either way.
+_C.SOLVER.OPTIMIZER_IMPL = "auto"
 
 # Training length in epochs.
 _C.SOLVER.MAX_EPOCH = 120

@@ -26,6 +26,7 @@ from fastreid.utils.file_io import PathManager
 from fastreid.utils.precision import precision_from_config, share_bf16_check
 
 from . import hooks
+from .compilation import compile_model
 from .ddp import create_ddp_model, unwrap_model
 from .defaults import save_config
 from .swa import SWA
@@ -79,6 +80,8 @@ class DefaultTrainer(TrainerBase):
 
         model = self.build_model(cfg)
         optimizer = self.build_optimizer(cfg, model)
+        if cfg.MODEL.COMPILE:
+            compile_model(model)
         model = create_ddp_model(model, find_unused_parameters=self.find_unused_parameters(cfg, model))
         # MODEL.PRECISION: float32 steps plainly, bf16/fp16 under autocast (fp16 with a gradient scaler).
         share_bf16_check()
@@ -376,6 +379,8 @@ class DefaultTrainer(TrainerBase):
         cfg.freeze()
         model = cls.build_model(cfg)
         load_inference_weights(model, cfg.MODEL.WEIGHTS, partial=cfg.MODEL.WEIGHTS_PARTIAL)
+        if cfg.MODEL.COMPILE:
+            compile_model(model)
         return cls.test(cfg, model)
 
     @classmethod

@@ -19,6 +19,7 @@ from .lr_scheduler import (
     multi_step_param_scheduler,
     warmup_epochs,
 )
+from .optimizer_impl import construct_optimizer
 
 __all__ = [
     "LR_SCHEDULER_REGISTRY",
@@ -127,7 +128,9 @@ def build_optimizer(cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
     """Builds SOLVER.OPT over :func:`get_default_optimizer_params` groups.
 
     SOLVER.MOMENTUM and SOLVER.NESTEROV are passed to optimizers whose constructor takes them (SGD,
-    RMSprop, ...). Gradient clipping is not part of the optimizer: see :func:`build_grad_clipper`.
+    RMSprop, ...); SOLVER.OPTIMIZER_IMPL picks the for-loop, foreach or fused implementation (see
+    :func:`~fastreid.solver.optimizer_impl.construct_optimizer`). Gradient clipping is not part of the
+    optimizer: see :func:`build_grad_clipper`.
 
     Returns:
         torch.optim.Optimizer: with one group per distinct (lr, weight_decay).
@@ -150,10 +153,11 @@ def build_optimizer(cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
     if "nesterov" in accepted:
         # torch rejects Nesterov without momentum.
         kwargs["nesterov"] = bool(solver.NESTEROV) and solver.MOMENTUM > 0
-    optimizer = cls(params, **kwargs)
+    optimizer = construct_optimizer(cls, params, kwargs, solver.OPTIMIZER_IMPL)
     logger.info(
-        "Optimizer %s with %d parameter groups (lr, weight_decay): %s",
+        "Optimizer %s (SOLVER.OPTIMIZER_IMPL %s) with %d parameter groups (lr, weight_decay): %s",
         cls.__name__,
+        solver.OPTIMIZER_IMPL,
         len(params),
         [(g["lr"], g["weight_decay"]) for g in params],
     )
