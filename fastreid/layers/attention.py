@@ -4,6 +4,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .batch_norm import get_norm
+from .memory_format import memory_format_of
 
 __all__ = ["SELayer", "NonLocal", "SplAtConv2d"]
 
@@ -59,7 +60,13 @@ class NonLocal(nn.Module):
         theta_x = self.theta(x).flatten(2).transpose(1, 2)  # B×N×C'
         phi_x = self.phi(x).flatten(2)  # B×C'×N
         affinity = torch.bmm(theta_x, phi_x) / (h * w)  # B×N×N, dot-product form normalised by N
-        y = torch.bmm(affinity, g_x).transpose(1, 2).reshape(b, -1, h, w)
+        y = torch.bmm(affinity, g_x)  # B×N×C', i.e. B×h×w×C' in memory
+        # W's convolution returns the layout of its input, so y gets x's: the permuted view is channels-last also
+        # for C' = 1 (where reshape would give NCHW strides), the copy NCHW also for C' > 1 (a view would not).
+        if memory_format_of(x) == torch.channels_last:
+            y = y.view(b, h, w, -1).permute(0, 3, 1, 2)
+        else:
+            y = y.transpose(1, 2).reshape(b, -1, h, w).contiguous()
         return self.W(y) + x
 
 

@@ -5,11 +5,12 @@ Every pool maps ``B x S x C x ...`` (S frames per tracklet, any trailing dims) t
 ``B x C x ...`` running state at a time: this is how a video model bounds memory on long tracklets, and it gives
 the same result (up to float rounding) for any chunking.
 """
-from typing import Iterable, Optional, Tuple
+from typing import Callable, Iterable, Optional, Tuple
 
 import torch
 from torch import nn
 
+from fastreid.layers import memory_format_of
 from fastreid.utils.registry import Registry
 
 __all__ = [
@@ -24,6 +25,15 @@ __all__ = [
 TEMPORAL_POOL_REGISTRY = Registry("TEMPORAL_POOL")
 TEMPORAL_POOL_REGISTRY.__doc__ = """Temporal pooling layers by class name (aliases "avg", "max", "attention"),
 built as ``cls(channels)``; each maps B×S×C×... to B×C×... (MODEL.TEMPORAL_POOL names one)."""
+
+
+def _over_frames(reduce: Callable[..., torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """``reduce(x, dim=1)`` (e.g. ``torch.sum``) over the frames of ``B x S x C x h x w`` ``x``, in the frames'
+    layout: torch's reductions return contiguous results, so channels-last frames are reduced as
+    ``B x S x h x w x C`` and the result is viewed back as a channels-last ``B x C x h x w``."""
+    if x.dim() == 5 and memory_format_of(x[:, 0]) == torch.channels_last:
+        return reduce(x.movedim(2, -1), dim=1).movedim(-1, 1)
+    return reduce(x, dim=1)
 
 
 class TemporalPool(nn.Module):
@@ -77,7 +87,7 @@ class TemporalAvgPool(TemporalPool):
     """The mean over frames (torchreid's ``pooling_method="avg"``)."""
 
     def update(self, state, chunk):
-        total = chunk.sum(dim=1)
+        total = _over_frames(torch.sum, chunk)
         if state is None:
             return total, chunk.size(1)
         return state[0] + total, state[1] + chunk.size(1)
@@ -91,7 +101,7 @@ class TemporalMaxPool(TemporalPool):
     """The element-wise maximum over frames (torchreid's ``pooling_method="max"``)."""
 
     def update(self, state, chunk):
-        peak = chunk.amax(dim=1)
+        peak = _over_frames(torch.amax, chunk)
         return (peak,) if state is None else (torch.maximum(state[0], peak),)
 
     def finish(self, state):
@@ -134,7 +144,7 @@ class TemporalAttentionPool(TemporalPool):
             peak = torch.maximum(peak, state[2])
         w = (scores - peak[:, None]).exp()
         shape = (*w.shape, *([1] * (chunk.dim() - 2)))
-        num, den = (w.view(shape) * chunk).sum(dim=1), w.sum(dim=1)
+        num, den = _over_frames(torch.sum, w.view(shape) * chunk), w.sum(dim=1)
         if state is not None:
             rescale = (state[2] - peak).exp()
             num = num + state[0] * rescale.view(-1, *([1] * (num.dim() - 1)))

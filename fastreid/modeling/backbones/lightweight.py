@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Type, Union
 import torch
 from torch import nn
 
-from fastreid.layers import get_norm
+from fastreid.layers import InstanceNorm2d, get_norm
 from fastreid.modeling.pretrained import init_pretrained, load_pretrained_weights, resolve_pretrained_path
 
 from .build import BACKBONE_REGISTRY
@@ -280,7 +280,7 @@ class IBNbBottleneck(Bottleneck):
 
     def __init__(self, inplanes: int, planes: int, *args, **kwargs) -> None:
         super().__init__(inplanes, planes, *args, **kwargs)
-        self.IN = nn.InstanceNorm2d(planes * self.expansion, affine=True)
+        self.IN = InstanceNorm2d(planes * self.expansion, affine=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -307,7 +307,7 @@ def build_resnet_ibn_b_backbone(cfg) -> ResNet:
     plain.defrost()
     plain.MODEL.BACKBONE.PRETRAIN = False  # the IBN-b file is loaded once the layers it describes exist
     model = build_resnet_family(plain, depth, [], with_nl=False, stem_pool=bb.STEM_POOL)
-    model.bn1 = nn.InstanceNorm2d(model.bn1.num_features, affine=True)
+    model.bn1 = InstanceNorm2d(model.bn1.num_features, affine=True)
     for stage in (model.layer1, model.layer2):
         last = stage[-1]
         stage[-1] = IBNbBottleneck(last.conv1.in_channels, last.conv1.out_channels, norm=bb.NORM,

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fastreid.layers import get_norm
+from fastreid.layers import InstanceNorm2d, get_norm
 from fastreid.modeling.pretrained import init_pretrained
 
 from .build import BACKBONE_REGISTRY
@@ -86,7 +86,7 @@ class ConvLayer(nn.Module):
         if not with_norm:
             self.bn: Optional[nn.Module] = None
         elif instance_norm:
-            self.bn = nn.InstanceNorm2d(out_channels, affine=True)
+            self.bn = InstanceNorm2d(out_channels, affine=True)
         else:
             self.bn = get_norm(norm, out_channels)
         self.relu = nn.ReLU(inplace=True) if relu else None
@@ -158,7 +158,7 @@ class OSBlock(nn.Module):
         self.downsample = (
             ConvLayer(in_channels, out_channels, norm=norm, relu=False) if in_channels != out_channels else None
         )
-        self.IN = nn.InstanceNorm2d(out_channels, affine=True) if instance_norm else None
+        self.IN = InstanceNorm2d(out_channels, affine=True) if instance_norm else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x1 = self.conv1(x)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fastreid.layers import InstanceNorm2d
 from fastreid.modeling.pretrained import init_pretrained
 
 from .build import BACKBONE_REGISTRY
@@ -75,7 +76,7 @@ class OSBlockAIN(nn.Module):
         self.downsample = (
             ConvLayer(in_channels, out_channels, norm=norm, relu=False) if in_channels != out_channels else None
         )
-        self.IN = nn.InstanceNorm2d(out_channels, affine=True) if instance_norm else None
+        self.IN = InstanceNorm2d(out_channels, affine=True) if instance_norm else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x1 = self.conv1(x)

@@ -9,7 +9,7 @@ from typing import Dict, Sequence
 import torch
 from torch import nn
 
-from fastreid.layers import get_norm
+from fastreid.layers import get_norm, memory_format_of
 from fastreid.modeling.pretrained import init_pretrained
 
 from .build import BACKBONE_REGISTRY
@@ -31,6 +31,9 @@ _BLOCKS_PER_STAGE = (4, 8, 4)
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     """Interleave the channels of ``groups`` groups: B×(g·n)×H×W, group-major → B×(n·g)×H×W, member-major."""
     b, c, h, w = x.shape
+    if memory_format_of(x) == torch.channels_last:  # shuffle the innermost (channel) axis, keeping the layout
+        shuffled = x.permute(0, 2, 3, 1).reshape(b, h, w, groups, c // groups).transpose(3, 4).reshape(b, h, w, c)
+        return shuffled.permute(0, 3, 1, 2)
     return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
 
 

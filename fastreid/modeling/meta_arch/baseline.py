@@ -36,9 +36,12 @@ class ReIDMetaArch(nn.Module):
         return self.pixel_mean.device
 
     def use_channels_last(self) -> "ReIDMetaArch":
-        """Store weights and feed images in channels-last (NHWC) memory format (MODEL.CHANNELS_LAST)."""
+        """Store weights and feed images in channels-last (NHWC) memory format (MODEL.CHANNELS_LAST), also in
+        nested meta-architectures (e.g. a Distiller's EMA teacher)."""
         self.to(memory_format=torch.channels_last)
-        self.memory_format = torch.channels_last
+        for module in self.modules():
+            if isinstance(module, ReIDMetaArch):
+                module.memory_format = torch.channels_last
         return self
 
     def preprocess_image(self, batched_inputs: Batch) -> torch.Tensor:
