@@ -333,6 +333,9 @@ _C.DATASETS.SYNTHETIC_TRACKLETS.FRAMES = 12
 _C.DATASETS.SYNTHETIC_TRACKLETS.HEIGHT = 128
 _C.DATASETS.SYNTHETIC_TRACKLETS.WIDTH = 64
 _C.DATASETS.SYNTHETIC_TRACKLETS.SEED = 0
+# Fraction of frames on which the tracker failed (a misplaced box or a switch to another person), as in MARS's
+# automatically tracked tracklets; 0 = every frame shows its identity, well framed.
+_C.DATASETS.SYNTHETIC_TRACKLETS.FAILURE_RATE = 0.0
 # CustomReID (fastreid): folder relative to DATASETS.ROOT (or absolute) holding the data. Either image folders
 # (names "<pid>_c<cam>...", e.g. 0002_c1_0001.jpg) or list files with lines "relative/path pid camid".
 # Paths inside are relative to DIR. An empty *_LIST means the matching *_DIR folder is used.

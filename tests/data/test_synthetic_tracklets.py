@@ -106,3 +106,28 @@ def test_from_config_and_bad_parameters(tmp_path):
     assert build_dataset("SyntheticTracklets", cfg, verbose=False).train == []
     with pytest.raises(ValueError, match="NUM_CAMERAS"):
         SyntheticTracklets(str(tmp_path), **_kw(num_cameras=1))
+
+
+def test_tracker_failures_replace_a_fraction_of_the_frames(tmp_path):
+    clean = SyntheticTracklets(str(tmp_path / "clean"), **_kw(frames=8))
+    noisy = SyntheticTracklets(str(tmp_path / "noisy"), **_kw(frames=8, failure_rate=0.3))
+    assert [len(r[0]) for r in noisy.train] == [len(r[0]) for r in clean.train]
+    changed = [not np.array_equal(_pixels(a), _pixels(b))
+               for c, n in zip(clean.train, noisy.train) for a, b in zip(c[0], n[0])]
+    assert 0.15 < np.mean(changed) < 0.45  # 30 % of the frames on average
+    always = SyntheticTracklets(str(tmp_path / "always"), **_kw(frames=2, failure_rate=1.0))
+    first_clean = SyntheticTracklets(str(tmp_path / "clean2"), **_kw(frames=2))
+    assert all(not np.array_equal(_pixels(a), _pixels(b))
+               for c, n in zip(first_clean.train, always.train) for a, b in zip(c[0], n[0]))
+    with pytest.raises(ValueError, match="FAILURE_RATE"):
+        SyntheticTracklets(str(tmp_path / "bad"), **_kw(failure_rate=1.5))
+
+
+def test_a_misplaced_box_shifts_the_person_and_repeats_the_edge():
+    from fastreid.data.datasets.synthetic_tracklets import shifted
+    img = Image.fromarray(np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3))
+    out = np.asarray(shifted(img, 2, -1))
+    a = np.asarray(img)
+    assert out.shape == a.shape
+    assert np.array_equal(out[:3, 2:], a[1:, :3])       # content moved right by 2 and up by 1
+    assert np.array_equal(out[:3, 0], a[1:, 0]) and np.array_equal(out[3], out[2])  # edges repeated

@@ -12,7 +12,9 @@ Identities and cameras are SyntheticPerson's (same seeds, look-alike families of
 ``tracklets_per_camera`` tracklets in each. A tracklet's frames share one draw of the per-image jitter of
 :func:`~fastreid.data.datasets.synthetic_render.render_person` (background, viewpoint, clothing colour noise,
 occluder) while its continuous parts (position, scale, arm swing and stride, brightness, blur) drift
-smoothly from frame to frame, and the sensor noise is fresh in every frame.
+smoothly from frame to frame, and the sensor noise is fresh in every frame. With ``failure_rate`` > 0 some
+frames show what an automatic tracker gets wrong (MARS's tracklets are detected and tracked, not drawn by hand):
+a misplaced box or a switch to another person.
 
 Query / gallery protocol: every tracklet of a training identity is in ``train``. For a test identity, the
 first tracklet of each of its cameras is a query and the rest form the gallery, except that with one tracklet
@@ -21,14 +23,15 @@ tracklet of its identity from another camera.
 """
 import json
 import os
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
+from PIL import Image
 
 from .build import DATASET_REGISTRY
 from .duke_video import DukeMTMCVidReID
 from .synthetic import FAMILY_SIZE, ensure_generated, num_train_ids, synthetic_identity
-from .synthetic_render import Camera, render_person
+from .synthetic_render import Camera, Identity, render_person
 
 _FORMAT_VERSION = 1
 DRIFT = 0.2
@@ -38,20 +41,48 @@ DRIFT_STEP = 0.4
 
 
 def tracklet_params(num_ids: int, num_cameras: int, tracklets_per_camera: int, frames: int, height: int,
-                    width: int, seed: int) -> Dict:
+                    width: int, seed: int, failure_rate: float = 0.0) -> Dict:
     """The generation parameters (written to ``meta.json``), checked.
 
     Raises:
         ValueError: naming the out-of-range parameter.
     """
     valid = num_ids >= 2 * FAMILY_SIZE and 2 <= num_cameras <= 9 and min(tracklets_per_camera, frames) >= 1
-    if not valid or min(height, width) < 8:
+    if not valid or min(height, width) < 8 or not 0.0 <= failure_rate <= 1.0:
         raise ValueError(
             f"SyntheticTracklets needs NUM_IDS >= {2 * FAMILY_SIZE}, 2 <= NUM_CAMERAS <= 9, TRACKLETS_PER_CAMERA >= 1, "
-            f"FRAMES >= 1 and HEIGHT, WIDTH >= 8 (DATASETS.SYNTHETIC_TRACKLETS); got {num_ids}, {num_cameras}, "
-            f"{tracklets_per_camera}, {frames}, {height}x{width}")
-    return dict(num_ids=num_ids, num_cameras=num_cameras, tracklets_per_camera=tracklets_per_camera, frames=frames,
-                height=height, width=width, seed=seed, version=_FORMAT_VERSION)
+            f"FRAMES >= 1, HEIGHT, WIDTH >= 8 and 0 <= FAILURE_RATE <= 1 (DATASETS.SYNTHETIC_TRACKLETS); got {num_ids}, "
+            f"{num_cameras}, {tracklets_per_camera}, {frames}, {height}x{width}, {failure_rate}")
+    params = dict(num_ids=num_ids, num_cameras=num_cameras, tracklets_per_camera=tracklets_per_camera, frames=frames,
+                  height=height, width=width, seed=seed, version=_FORMAT_VERSION)
+    if failure_rate:  # absent at 0, so the sets generated before the parameter existed stay valid
+        params["failure_rate"] = failure_rate
+    return params
+
+
+def shifted(img: Image.Image, dx: int, dy: int) -> Image.Image:
+    """``img`` moved by (dx, dy) pixels, the uncovered border filled with its edge pixels (a misplaced box)."""
+    a = np.asarray(img)
+    h, w = a.shape[:2]
+    padded = np.pad(a, ((abs(dy), abs(dy)), (abs(dx), abs(dx)), (0, 0)), mode="edge")
+    top, left = abs(dy) - dy, abs(dx) - dx
+    return Image.fromarray(padded[top:top + h, left:left + w])
+
+
+def render_frame(person: Identity, pid: int, cam: Camera, h: int, w: int, rng: "DriftingGenerator",
+                 failure: Optional[np.random.Generator], num_ids: int, seed: int) -> Image.Image:
+    """One frame of a tracklet; with ``failure`` (the tracker failed on this frame) either the box is misplaced
+    (the person shifted a quarter to half the width sideways, partly out of the crop) or the tracker switched to
+    another person walking past (a random identity drawn with the same scene jitter)."""
+    if failure is None:
+        return render_person(person, cam, h, w, rng)
+    if failure.random() < 0.5:
+        img = render_person(person, cam, h, w, rng)
+        dx = int(failure.choice([-1, 1]) * failure.uniform(0.25, 0.45) * w)
+        dy = int(failure.choice([-1, 1]) * failure.uniform(0.1, 0.3) * h)
+        return shifted(img, dx, dy)
+    other = int(failure.integers(1, num_ids))
+    return render_person(synthetic_identity(seed, other + (other >= pid)), cam, h, w, rng)
 
 
 class DriftingGenerator:
@@ -132,7 +163,9 @@ def generate_tracklets(folder: str, params: Dict) -> None:
         clock[cam] += int(np.random.default_rng([seed, 7, index]).integers(50, 500))
         for frame in range(params["frames"]):
             rng = DriftingGenerator([seed, 8, index], frame, [seed, 9, index, frame])
-            img = render_person(person, cameras[cam], h, w, rng)
+            failure = np.random.default_rng([seed, 10, index, frame])
+            failed = failure if failure.random() < params.get("failure_rate", 0.0) else None
+            img = render_frame(person, pid, cameras[cam], h, w, rng, failed, params["num_ids"], seed)
             img.save(os.path.join(out, f"{pid:04d}_C{cam + 1}_F{clock[cam] + frame:06d}_X{index:05d}.jpg"), quality=92)
         clock[cam] += params["frames"]
     with open(os.path.join(folder, "meta.json"), "w") as f:
@@ -152,6 +185,8 @@ class SyntheticTracklets(DukeMTMCVidReID):
         frames: frames per tracklet.
         height, width: frame size in pixels.
         seed: generation seed; the same parameters always give the same frames.
+        failure_rate: fraction of frames on which the "tracker" failed, as in MARS's detected-and-tracked
+            tracklets: half of them show the person in a misplaced box, half another person (an identity switch).
         min_seq_len: as :class:`~fastreid.data.datasets.DukeMTMCVidReID`.
     """
 
@@ -167,9 +202,10 @@ class SyntheticTracklets(DukeMTMCVidReID):
         height: int = 128,
         width: int = 64,
         seed: int = 0,
+        failure_rate: float = 0.0,
         **kwargs,
     ) -> None:
-        params = tracklet_params(num_ids, num_cameras, tracklets_per_camera, frames, height, width, seed)
+        params = tracklet_params(num_ids, num_cameras, tracklets_per_camera, frames, height, width, seed, failure_rate)
         ensure_generated(os.path.join(root, self.dataset_dirs[0]), params, generate_tracklets)
         self.num_cameras = num_cameras
         super().__init__(root, **kwargs)
@@ -178,5 +214,5 @@ class SyntheticTracklets(DukeMTMCVidReID):
     def from_config(cls, cfg) -> dict:
         s = cfg.DATASETS.SYNTHETIC_TRACKLETS
         return dict(num_ids=s.NUM_IDS, num_cameras=s.NUM_CAMERAS, tracklets_per_camera=s.TRACKLETS_PER_CAMERA,
-                    frames=s.FRAMES, height=s.HEIGHT, width=s.WIDTH, seed=s.SEED,
+                    frames=s.FRAMES, height=s.HEIGHT, width=s.WIDTH, seed=s.SEED, failure_rate=s.FAILURE_RATE,
                     min_seq_len=cfg.DATASETS.MIN_SEQ_LEN)
