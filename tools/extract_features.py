@@ -1,10 +1,10 @@
 #!/usr/bin/env python
-"""Extract the features of a large image list on N processes (or machines) into a sharded feature store.
+r"""Extract the features of a large image list on N processes (or machines) into a sharded feature store.
 
 ::
 
-    python tools/extract_features.py --config-file CFG --images crops/ more.jpg --output store \\
-        [--shards K] [--batch-size B] [--num-gpus N --num-machines M --machine-rank R --dist-url URL] \\
+    python tools/extract_features.py --config-file CFG --images crops/ more.jpg --output store \
+        [--shards 8] [--batch-size 64] [--num-gpus 2 --num-machines 1 --machine-rank 0 --dist-url auto] \
         [KEY VALUE ...]
     # evaluate a query store against a gallery store, reading both in chunks:
     python tools/extract_features.py evaluate --query store_q --gallery store_g [--metric cosine]

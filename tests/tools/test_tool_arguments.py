@@ -22,12 +22,18 @@ def _parser_of(tool):
     module = load_tool(tool)
     if tool == "search":
         return module.build_parser(), False
+    if tool == "extract_features":
+        return module.build_parser(), True
     return module.get_parser(), tool.startswith("visualize_")
+
+
+def _is_store_evaluation(tool, argv):
+    return tool == "extract_features" and argv[:1] == ("evaluate",)
 
 
 # Tools whose config comes from --config-file and KEY VALUE overrides (the rest take no config).
 CONFIG_TOOLS = ["train_net", "demo", "search", "visualize_result", "visualize_actmap", "model_complexity",
-                "deploy/onnx_export", "deploy/torchscript_export"]
+                "deploy/onnx_export", "deploy/torchscript_export", "extract_features"]
 CONFIG_KEYS = set(get_cfg().full_keys())
 
 
@@ -58,6 +64,10 @@ def test_docs_show_every_config_tool():
 
 @pytest.mark.parametrize("source, tool, argv", COMMANDS, ids=[c[0] for c in COMMANDS])
 def test_documented_command_parses_as_documented(source, tool, argv):
+    if _is_store_evaluation(tool, argv):  # `extract_features.py evaluate` reads stores, no config
+        args = load_tool(tool).build_eval_parser().parse_args(list(argv[1:]))
+        assert args.query and args.gallery and not any(key in CONFIG_KEYS for key in argv)
+        return
     parser, intermixed = _parser_of(tool)
     args = parser.parse_intermixed_args(list(argv)) if intermixed else parser.parse_args(list(argv))
     if "--config-file" in argv:
