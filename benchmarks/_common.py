@@ -1,10 +1,12 @@
-"""Helpers shared by the benchmark scripts: matmul peak, machine description, interleaved timing."""
+"""Helpers shared by the benchmark scripts: matmul peak, machine description, interleaved timing, re-id-like
+synthetic features."""
 import os
 import platform
 import statistics
 import time
-from typing import Callable, Dict, List, Mapping
+from typing import Callable, Dict, List, Mapping, Tuple
 
+import numpy as np
 import torch
 
 
@@ -79,3 +81,23 @@ def interleaved_medians(
 def median_ratio(per_round: Mapping[str, List[float]], name: str, reference: str) -> float:
     """Median over rounds of ``time(name) / time(reference)`` measured in the same round."""
     return statistics.median(a / b for a, b in zip(per_round[name], per_round[reference]))
+
+
+def clustered_features(n: int, centres: torch.Tensor, cams: torch.Tensor, generator: torch.Generator,
+                       noise_scale: float = 1.0) -> Tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """``n`` re-id-like features: identity centre + 0.6 x camera offset + noise of std 1.2 to 3, L2-normalised.
+
+    Args:
+        centres: (num_ids, D) identity centres.
+        cams: (num_cams, D) camera offsets.
+        generator: the random stream (drawn from in a fixed order, so a seed gives the same features).
+        noise_scale: multiplies the noise std (below 1: tighter identity clusters).
+
+    Returns:
+        (n, D) float32 features, (n,) identity and (n,) camera labels.
+    """
+    pids = torch.randint(0, len(centres), (n,), generator=generator)
+    camids = torch.randint(0, len(cams), (n,), generator=generator)
+    sigma = noise_scale * (1.2 + 1.8 * torch.rand(n, 1, generator=generator))
+    feats = centres[pids] + 0.6 * cams[camids] + sigma * torch.randn(n, centres.shape[1], generator=generator)
+    return torch.nn.functional.normalize(feats, dim=1), pids.numpy(), camids.numpy()

@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _common import clustered_features
+
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES = {
     # name: (num_query, num_gallery, num_ids, num_cams)
@@ -50,14 +52,7 @@ def make_features(shape: str, seed: int = 0):
     centres = torch.randn(nids, DIM, generator=g)
     cams = torch.randn(ncams, DIM, generator=g)
 
-    def sample(n):
-        pids = torch.randint(0, nids, (n,), generator=g)
-        camids = torch.randint(0, ncams, (n,), generator=g)
-        sigma = 1.2 + 1.8 * torch.rand(n, 1, generator=g)
-        feats = centres[pids] + 0.6 * cams[camids] + sigma * torch.randn(n, DIM, generator=g)
-        return torch.nn.functional.normalize(feats, dim=1), pids.numpy(), camids.numpy()
-
-    return sample(nq), sample(ng)
+    return clustered_features(nq, centres, cams, g), clustered_features(ng, centres, cams, g)
 
 
 def _rss_gib() -> float:

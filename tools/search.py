@@ -4,7 +4,7 @@
 Index a gallery (folders are searched recursively for images), then query it::
 
     python tools/search.py index --config-file CFG --weights model.pth --gallery crops/ --output search_out \
-        [--index flat|ivf|hnsw] [KEY VALUE ...]
+        [--index flat|ivf|ivfpq|hnsw] [KEY VALUE ...]
     python tools/search.py query --index-dir search_out --query queries/ [--topk 10] [--embed-images]
 
 ``index`` writes ``index.faiss``, ``paths.json`` and ``meta.json`` (which records the config file, weights and
@@ -48,9 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     index = sub.add_parser("index", help="extract gallery features and save a faiss index")
     index.add_argument("--gallery", nargs="+", required=True, help="gallery image folders and/or files")
     index.add_argument("--output", required=True, help="folder for index.faiss, paths.json, meta.json")
-    index.add_argument("--index", choices=INDEX_KINDS, default="flat", help="flat (exact), ivf or hnsw")
+    index.add_argument("--index", choices=INDEX_KINDS, default="flat",
+                       help="flat (exact), ivf (IVF-Flat), ivfpq (IVF-PQ, compressed) or hnsw")
     index.add_argument("--nlist", type=int, default=0, help="IVF lists (default about 4*sqrt(N))")
     index.add_argument("--nprobe", type=int, default=8, help="IVF lists visited per query")
+    index.add_argument("--pq-m", type=int, default=64, help="IVF-PQ sub-vectors per code (must divide the dim)")
+    index.add_argument("--pq-nbits", type=int, default=8, help="IVF-PQ bits per sub-vector code")
+    index.add_argument("--refine", type=int, default=0, metavar="FACTOR",
+                       help="IVF-PQ: keep full vectors and re-rank FACTOR*topk PQ candidates exactly (0: off)")
+    index.add_argument("--train-size", type=int, default=0,
+                       help="IVF training sample (default max(100k, 39*nlist), at most N)")
     index.add_argument("--hnsw-m", type=int, default=32, help="HNSW links per node")
     index.add_argument("--ef-search", type=int, default=64, help="HNSW candidates per query")
     model_args(index, required=True)
@@ -61,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--topk", type=int, default=10, help="results per query")
     query.add_argument("--output", default="", help="folder for results.json / results.html (default index dir)")
     query.add_argument("--embed-images", action="store_true", help="inline images in the page as base64")
+    query.add_argument("--nprobe", type=int, default=None, help="IVF lists visited per query (default: the index's)")
+    query.add_argument("--ef-search", type=int, default=None,
+                       help="HNSW candidates per query (default: the index's)")
     model_args(query, required=False)
     return parser
 
@@ -83,7 +93,9 @@ def run_index(args: argparse.Namespace) -> GalleryIndex:
                   "precision": precision_name(extractor.precision)}
     index = GalleryIndex.build(extractor(paths), paths, kind=args.index, metric=cfg.TEST.METRIC,
                                nlist=args.nlist or None, nprobe=args.nprobe, hnsw_m=args.hnsw_m,
-                               ef_search=args.ef_search, extra_meta=model_meta)
+                               ef_search=args.ef_search, pq_m=args.pq_m, pq_nbits=args.pq_nbits,
+                               refine_factor=args.refine, train_size=args.train_size or None,
+                               extra_meta=model_meta)
     index.save(args.output)
     logger.info("Wrote the %s index of %d images to %s", args.index, len(index), args.output)
     return index
@@ -91,6 +103,7 @@ def run_index(args: argparse.Namespace) -> GalleryIndex:
 
 def run_query(args: argparse.Namespace) -> List[dict]:
     index = GalleryIndex.load(args.index_dir)
+    index.set_search_params(nprobe=args.nprobe, ef_search=args.ef_search)
     meta = index.meta
     if not args.config_file and "config_file" not in meta:
         raise ValueError(f"{os.path.join(args.index_dir, 'meta.json')} does not say which model built the index "

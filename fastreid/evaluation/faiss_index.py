@@ -10,9 +10,19 @@ Metrics (:data:`METRIC_TABLE`) follow ``TEST.METRIC``:
 * ``"euclidean"``: raw features searched by L2; the score is the squared Euclidean distance, lower is
   closer, and the distance is the score.
 
-Index kinds (:data:`INDEX_KINDS`): ``"flat"`` is exact; ``"ivf"`` (inverted lists over a k-means coarse
-quantiser, ``nlist`` lists) and ``"hnsw"`` (graph with ``hnsw_m`` links per node) are approximate and meant
-for large galleries.
+Index kinds (:data:`INDEX_KINDS`): ``"flat"`` is exact; the others are approximate and meant for large
+galleries:
+
+* ``"ivf"``: inverted lists over a k-means coarse quantiser (``nlist`` lists), full vectors in the lists;
+  ``nprobe`` lists are visited per query.
+* ``"ivfpq"``: as ``"ivf"`` but each vector is stored as a product-quantised code of ``pq_m`` sub-vectors of
+  ``pq_nbits`` bits (``pq_m * pq_nbits / 8`` bytes instead of ``4 * D``); with ``refine`` the full vectors are
+  kept too and the ``refine_factor * k`` best PQ candidates are re-ranked exactly.
+* ``"hnsw"``: a graph with ``hnsw_m`` links per node; ``ef_search`` candidates per query.
+
+IVF kinds are trained (:func:`train_faiss_index`) on a seeded random sample of the gallery, so training time and
+memory do not grow with the gallery; :func:`set_search_params` sets ``nprobe`` / ``efSearch`` / the refine
+factor on a built or loaded index.
 """
 import importlib
 import logging
@@ -23,12 +33,14 @@ from typing import Any, Dict, Optional
 import numpy as np
 import torch
 
-__all__ = ["INDEX_KINDS", "METRIC_TABLE", "FaissMetric", "build_faiss_index", "import_faiss",
-           "is_faiss_available"]
+__all__ = ["INDEX_KINDS", "METRIC_TABLE", "FaissMetric", "build_faiss_index", "default_train_size", "import_faiss",
+           "is_faiss_available", "set_search_params", "train_faiss_index"]
 
 logger = logging.getLogger(__name__)
 
-INDEX_KINDS = ("flat", "ivf", "hnsw")
+INDEX_KINDS = ("flat", "ivf", "ivfpq", "hnsw")
+# faiss' k-means asks for at least 39 training points per centroid (it warns below that).
+_MIN_POINTS_PER_LIST = 39
 
 _INSTALL_HINT = "faiss is not installed: pip install faiss-cpu (or faiss-gpu for GPU indexes)."
 
@@ -90,19 +102,45 @@ def _to_gpu(faiss: ModuleType, index: Any, device: Optional[int]) -> Any:
     return gpu_index
 
 
+def _factory_string(dim: int, kind: str, nlist: int, hnsw_m: int, pq_m: int, pq_nbits: int, refine: bool) -> str:
+    """The faiss ``index_factory`` description of ``kind``, after checking its parameters."""
+    def positive(name: str, value: int, flag: str) -> None:
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}; pass e.g. {flag}")
+
+    if kind in ("ivf", "ivfpq"):
+        positive("nlist", nlist, "--nlist 1024")
+    if kind == "hnsw":
+        positive("hnsw_m", hnsw_m, "--hnsw-m 32")
+    if kind == "ivfpq":
+        positive("pq_m", pq_m, "--pq-m 64")
+        if dim % pq_m:
+            raise ValueError(f"pq_m={pq_m} does not divide the feature dimension {dim}; pick a divisor of {dim} "
+                             f"(e.g. --pq-m {next(m for m in (64, 32, 16, 8, 4, 2, 1) if dim % m == 0)})")
+        if not isinstance(pq_nbits, int) or not 1 <= pq_nbits <= 16:
+            raise ValueError(f"pq_nbits must be an integer in [1, 16], got {pq_nbits!r}; 8 is the usual choice")
+    # "np": no polysemous training, which only serves Hamming-filtered search and costs seconds per sub-quantiser
+    return {"flat": "Flat", "ivf": f"IVF{nlist},Flat", "hnsw": f"HNSW{hnsw_m},Flat",
+            "ivfpq": f"IVF{nlist},PQ{pq_m}x{pq_nbits}np" + (",RFlat" if refine else "")}[kind]
+
+
 def build_faiss_index(dim: int, metric: str, kind: str = "flat", *, nlist: int = 1, hnsw_m: int = 32,
-                      use_gpu: bool = False, gpu_device: Optional[int] = None) -> Any:
+                      pq_m: int = 64, pq_nbits: int = 8, refine: bool = False, use_gpu: bool = False,
+                      gpu_device: Optional[int] = None) -> Any:
     """An empty faiss index for ``dim``-dimensional features.
 
     The caller normalises features when ``METRIC_TABLE[metric].normalize``, trains the index when it is
-    not ``is_trained`` (``"ivf"``) and adds the vectors.
+    not ``is_trained`` (IVF kinds; :func:`train_faiss_index`) and adds the vectors.
 
     Args:
         dim: feature dimension D.
         metric: a key of :data:`METRIC_TABLE` (``"cosine"`` or ``"euclidean"``).
         kind: a member of :data:`INDEX_KINDS`.
-        nlist: IVF inverted lists (``"ivf"`` only).
+        nlist: IVF inverted lists (``"ivf"``, ``"ivfpq"``).
         hnsw_m: HNSW links per node (``"hnsw"`` only).
+        pq_m: PQ sub-vectors per code (``"ivfpq"`` only); must divide ``dim``.
+        pq_nbits: bits per PQ sub-vector code (``"ivfpq"`` only), 1 to 16.
+        refine: keep the full vectors and re-rank the PQ candidates exactly (``"ivfpq"`` only).
         use_gpu: move the index to a GPU when faiss-gpu and CUDA exist (float16 off); otherwise the CPU
             index is kept (logged at debug level).
         gpu_device: CUDA device of the GPU index; ``None`` is the current device.
@@ -111,18 +149,77 @@ def build_faiss_index(dim: int, metric: str, kind: str = "flat", *, nlist: int =
         The faiss index (a GPU index keeps its resources referenced as ``gpu_resources``).
 
     Raises:
-        ValueError: unknown ``metric`` or ``kind``.
+        ValueError: unknown ``metric`` or ``kind``, or a bad parameter of ``kind`` (named in the message).
         ImportError: faiss is not installed.
     """
     if metric not in METRIC_TABLE:
         raise ValueError(f"Unknown metric {metric!r}; expected one of {tuple(METRIC_TABLE)}")
     if kind not in INDEX_KINDS:
         raise ValueError(f"Unknown index kind {kind!r}; expected one of {INDEX_KINDS}")
+    description = _factory_string(dim, kind, nlist, hnsw_m, pq_m, pq_nbits, refine)
     faiss = import_faiss()
-    description = {"flat": "Flat", "ivf": f"IVF{nlist},Flat", "hnsw": f"HNSW{hnsw_m},Flat"}[kind]
     index = faiss.index_factory(dim, description, getattr(faiss, METRIC_TABLE[metric].faiss_metric))
     if use_gpu:
         if hasattr(faiss, "StandardGpuResources") and torch.cuda.is_available():
             return _to_gpu(faiss, index, gpu_device)
         logger.debug("faiss GPU index unavailable (needs faiss-gpu and CUDA); using the CPU index.")
     return index
+
+
+def default_train_size(num: int, nlist: int) -> int:
+    """Training sample size of an IVF index: at least 100k vectors and 39 per list, at most ``num``."""
+    return min(num, max(100_000, _MIN_POINTS_PER_LIST * nlist))
+
+
+def train_faiss_index(index: Any, feats: np.ndarray, *, train_size: Optional[int] = None, seed: int = 0) -> int:
+    """Trains an untrained index (IVF kinds) on a seeded random sample of ``feats``; no-op when trained.
+
+    Args:
+        index: a faiss index from :func:`build_faiss_index`.
+        feats: (N, D) float32 features, already normalised if the metric asks for it.
+        train_size: vectors in the sample (default :func:`default_train_size`); at most N are used.
+        seed: seed of the sample, so the same gallery gives the same index.
+
+    Returns:
+        The number of vectors trained on (0 when the index needed no training).
+
+    Raises:
+        ValueError: fewer vectors than inverted lists (k-means needs one per list), or a bad ``train_size``.
+    """
+    if index.is_trained:
+        return 0
+    nlist = getattr(import_faiss().extract_index_ivf(index), "nlist", 1)
+    if len(feats) < nlist:
+        raise ValueError(f"nlist={nlist} inverted lists need at least as many vectors, got {len(feats)}; "
+                         f"lower --nlist (about 4*sqrt(N) is usual)")
+    if train_size is not None and train_size < nlist:
+        raise ValueError(f"train_size={train_size} is below nlist={nlist}; train on at least "
+                         f"{_MIN_POINTS_PER_LIST * nlist} vectors")
+    size = min(len(feats), train_size or default_train_size(len(feats), nlist))
+    if size < len(feats):
+        rows = np.sort(np.random.default_rng(seed).choice(len(feats), size, replace=False))
+        sample = feats[rows]
+    else:
+        sample = feats
+    logger.info("Training the index on %d of %d vectors (%d lists)", size, len(feats), nlist)
+    index.train(sample)
+    return size
+
+
+def set_search_params(index: Any, *, nprobe: int = 8, ef_search: int = 64, refine_factor: int = 1) -> None:
+    """Sets the query-time parameters the index has: IVF ``nprobe``, HNSW ``efSearch``, refine ``k_factor``.
+
+    Args:
+        index: a faiss index built by :func:`build_faiss_index` (or read back from disk).
+        nprobe: inverted lists visited per query (IVF kinds).
+        ef_search: candidate list size per query (HNSW).
+        refine_factor: PQ candidates re-ranked exactly per wanted result (refined IVF-PQ).
+    """
+    faiss = import_faiss()
+    if hasattr(index, "k_factor"):
+        index.k_factor = float(refine_factor)
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        ivf.nprobe = int(nprobe)
+    if hasattr(index, "hnsw"):
+        index.hnsw.efSearch = int(ef_search)

@@ -11,8 +11,11 @@ Metrics follow ``TEST.METRIC`` and index kinds are those of the one faiss index 
   similarity, higher is closer.
 * ``"euclidean"``: raw features searched by L2; the score is the squared Euclidean distance, lower is closer.
 
-``"flat"`` is exact; ``"ivf"`` (``nlist`` lists, ``nprobe`` visited per query) and ``"hnsw"`` (``hnsw_m`` links
-per node, ``ef_search`` candidates per query) are approximate and meant for large galleries.
+``"flat"`` is exact; ``"ivf"`` / ``"ivfpq"`` (``nlist`` lists, ``nprobe`` visited per query; IVF-PQ stores
+``pq_m`` codes of ``pq_nbits`` bits per vector) and ``"hnsw"`` (``hnsw_m`` links per node, ``ef_search``
+candidates per query) are approximate and meant for large galleries. IVF kinds are trained on a seeded random
+sample of at most ``train_size`` vectors. The search parameters are stored in ``meta.json`` and set again on
+:meth:`GalleryIndex.load`.
 
 faiss is imported on first use, so this module imports without it.
 """
@@ -25,7 +28,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..evaluation.faiss_index import INDEX_KINDS, METRIC_TABLE, build_faiss_index, import_faiss
+from ..evaluation.faiss_index import (INDEX_KINDS, METRIC_TABLE, build_faiss_index, import_faiss, set_search_params,
+                                      train_faiss_index)
 from ..utils.file_io import atomic_write, describe_file_start
 
 __all__ = ["GalleryIndex", "INDEX_KINDS", "METRICS"]
@@ -68,23 +72,30 @@ class GalleryIndex:
         self.index = index
         self.paths = list(paths)
         self.meta = dict(meta)
-        self._apply_search_params()
+        self.set_search_params()
 
     @classmethod
     def build(cls, feats: Any, paths: Sequence[str], *, kind: str = "flat", metric: str = "cosine",
               nlist: Optional[int] = None, nprobe: int = 8, hnsw_m: int = 32, ef_search: int = 64,
-              extra_meta: Optional[Dict[str, Any]] = None) -> "GalleryIndex":
+              pq_m: int = 64, pq_nbits: int = 8, refine_factor: int = 0, train_size: Optional[int] = None,
+              seed: int = 0, extra_meta: Optional[Dict[str, Any]] = None) -> "GalleryIndex":
         """Indexes ``feats``.
 
         Args:
             feats: (N, D) gallery features (NumPy or torch); normalised here for ``"cosine"``.
             paths: N gallery image paths.
-            kind: ``"flat"``, ``"ivf"`` or ``"hnsw"``.
+            kind: ``"flat"``, ``"ivf"``, ``"ivfpq"`` or ``"hnsw"``.
             metric: ``"cosine"`` or ``"euclidean"``.
-            nlist: IVF lists (default about 4·sqrt(N), at most N).
+            nlist: IVF lists (default about 4·sqrt(N)); more than N is an error.
             nprobe: IVF lists visited per query.
             hnsw_m: HNSW links per node.
             ef_search: HNSW candidate list size per query.
+            pq_m: IVF-PQ sub-vectors per code (must divide D).
+            pq_nbits: IVF-PQ bits per sub-vector code.
+            refine_factor: IVF-PQ only: when positive, the full vectors are kept too and the
+                ``refine_factor * k`` best PQ candidates are re-ranked exactly.
+            train_size: IVF training sample size (default :func:`~fastreid.evaluation.faiss_index.default_train_size`).
+            seed: seed of the training sample.
             extra_meta: JSON-serialisable entries stored in ``meta.json``.
         """
         feats = _as_matrix(feats)
@@ -92,24 +103,38 @@ class GalleryIndex:
             raise ValueError(f"{len(feats)} features but {len(paths)} paths")
         if len(feats) == 0:
             raise ValueError("Cannot index an empty gallery")
-        nlist = min(nlist or _default_nlist(len(feats)), len(feats))
-        index = build_faiss_index(feats.shape[1], metric, kind, nlist=nlist, hnsw_m=hnsw_m)  # checks both
+        nlist = nlist or _default_nlist(len(feats))
+        index = build_faiss_index(feats.shape[1], metric, kind, nlist=nlist, hnsw_m=hnsw_m, pq_m=pq_m,
+                                  pq_nbits=pq_nbits, refine=refine_factor > 0)  # checks every parameter
         if METRIC_TABLE[metric].normalize:
             import_faiss().normalize_L2(feats)
-        if not index.is_trained:
-            index.train(feats)
+        trained_on = train_faiss_index(index, feats, train_size=train_size, seed=seed)
         index.add(feats)
         meta = {"kind": kind, "metric": metric, "dim": int(feats.shape[1]), "nlist": nlist, "nprobe": nprobe,
-                "hnsw_m": hnsw_m, "ef_search": ef_search, **(extra_meta or {})}
+                "hnsw_m": hnsw_m, "ef_search": ef_search, "trained_on": trained_on, **(extra_meta or {})}
+        if kind == "ivfpq":
+            meta.update(pq_m=pq_m, pq_nbits=pq_nbits, refine_factor=refine_factor)
         logger.info("Indexed %d gallery vectors of dimension %d (%s, %s)", len(feats), feats.shape[1], kind, metric)
         return cls(index, paths, meta)
 
-    def _apply_search_params(self) -> None:
-        kind = self.meta.get("kind")
-        if kind == "ivf":
-            import_faiss().extract_index_ivf(self.index).nprobe = int(self.meta["nprobe"])
-        elif kind == "hnsw":
-            self.index.hnsw.efSearch = int(self.meta["ef_search"])
+    def set_search_params(self, *, nprobe: Optional[int] = None, ef_search: Optional[int] = None) -> None:
+        """Sets the query-time parameters on the index, recording given values in ``meta``.
+
+        Args:
+            nprobe: IVF lists visited per query (``None`` keeps the recorded one).
+            ef_search: HNSW candidate list size per query (``None`` keeps the recorded one).
+
+        Raises:
+            ValueError: a value below 1.
+        """
+        for key, value in (("nprobe", nprobe), ("ef_search", ef_search)):
+            if value is not None:
+                if value < 1:
+                    raise ValueError(f"{key} must be at least 1, got {value}")
+                self.meta[key] = int(value)
+        set_search_params(self.index, nprobe=int(self.meta.get("nprobe", 8)),
+                          ef_search=int(self.meta.get("ef_search", 64)),
+                          refine_factor=max(1, int(self.meta.get("refine_factor", 1))))
 
     @property
     def higher_is_closer(self) -> bool:
@@ -188,7 +213,7 @@ class GalleryIndex:
 
 
 # The header (fourcc) of each index kind as faiss writes it: what build_faiss_index makes, nothing else.
-_FOURCCS = {"flat": (b"IxFI", b"IxF2"), "ivf": (b"IwFl",), "hnsw": (b"IHNf",)}
+_FOURCCS = {"flat": (b"IxFI", b"IxF2"), "ivf": (b"IwFl",), "ivfpq": (b"IwPQ", b"IxRF"), "hnsw": (b"IHNf",)}
 _REBUILD = "rebuild the index with tools/search.py index"
 
 
@@ -208,10 +233,10 @@ def _read_meta(path: str) -> Dict[str, Any]:
         raise ValueError(f"{path}: index kind {meta.get('kind')!r} is not one of {INDEX_KINDS}; {_REBUILD}")
     if meta.get("metric") not in METRICS:
         raise ValueError(f"{path}: metric {meta.get('metric')!r} is not one of {METRICS}; {_REBUILD}")
-    for key in ("dim", "nprobe", "ef_search"):
+    for key, lowest in (("dim", 1), ("nprobe", 1), ("ef_search", 1), ("refine_factor", 0)):
         value = meta.get(key, 1)
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"{path}: {key} must be a positive integer, found {value!r}; {_REBUILD}")
+        if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
+            raise ValueError(f"{path}: {key} must be an integer >= {lowest}, found {value!r}; {_REBUILD}")
     return meta
 
 

@@ -48,7 +48,9 @@ def test_index_kinds_match_brute_force_and_round_trip(tmp_path, metric):
     else:
         brute = ((queries[:, None, :] - gallery[None]) ** 2).sum(-1)
         order = np.argsort(brute, axis=1, kind="stable")[:, :5]
-    for kind, params in (("flat", {}), ("ivf", {"nlist": 4, "nprobe": 4}), ("hnsw", {"ef_search": 200})):
+    exact_ivfpq = {"nlist": 4, "nprobe": 4, "pq_m": 4, "pq_nbits": 4, "refine_factor": 40}  # re-ranks all 200
+    for kind, params in (("flat", {}), ("ivf", {"nlist": 4, "nprobe": 4}), ("ivfpq", exact_ivfpq),
+                         ("hnsw", {"ef_search": 200})):
         index = GalleryIndex.build(torch.from_numpy(gallery), paths, kind=kind, metric=metric, **params)
         scores, ids = index.search(queries, 5)
         np.testing.assert_array_equal(ids, order, err_msg=kind)
@@ -61,7 +63,31 @@ def test_index_kinds_match_brute_force_and_round_trip(tmp_path, metric):
     assert len(index.search(queries, 500)[1][0]) == 200  # k is capped at the gallery size
 
 
+@pytest.mark.parametrize("kind, params", [("ivf", {}), ("ivfpq", {"pq_m": 4, "pq_nbits": 4}),
+                                          ("ivfpq", {"pq_m": 4, "pq_nbits": 4, "refine_factor": 3})])
+def test_search_params_survive_save_and_load(tmp_path, kind, params):
+    from fastreid.evaluation.faiss_index import import_faiss
+    gallery = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)
+    index = GalleryIndex.build(gallery, [f"g{i}.jpg" for i in range(300)], kind=kind, nlist=6, nprobe=5,
+                               train_size=120, **params)
+    assert index.meta["trained_on"] == 120 and index.meta["nprobe"] == 5
+    index.save(str(tmp_path))
+    loaded = GalleryIndex.load(str(tmp_path))
+    assert import_faiss().extract_index_ivf(loaded.index).nprobe == 5
+    if params.get("refine_factor"):
+        assert loaded.index.k_factor == 3
+    np.testing.assert_array_equal(loaded.search(gallery[:7], 4)[1], index.search(gallery[:7], 4)[1])
+    loaded.set_search_params(nprobe=2)  # a query-time override reaches the faiss index and the metadata
+    assert import_faiss().extract_index_ivf(loaded.index).nprobe == 2 == loaded.meta["nprobe"]
+    with pytest.raises(ValueError, match="nprobe must be at least 1, got 0"):
+        loaded.set_search_params(nprobe=0)
+
+
 def test_index_errors(tmp_path):
+    with pytest.raises(ValueError, match="nlist=5 inverted lists need at least as many vectors, got 3"):
+        GalleryIndex.build(np.ones((3, 4)), ["a", "b", "c"], kind="ivf", nlist=5)
+    with pytest.raises(ValueError, match="pq_m=3 does not divide"):
+        GalleryIndex.build(np.ones((3, 4)), ["a", "b", "c"], kind="ivfpq", nlist=1, pq_m=3)
     with pytest.raises(ValueError, match="kind"):
         GalleryIndex.build(np.ones((2, 4)), ["a", "b"], kind="lsh")
     with pytest.raises(ValueError, match="2 features but 1 paths"):
