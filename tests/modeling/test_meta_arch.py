@@ -1,21 +1,20 @@
+import sys
+from pathlib import Path
+
 import pytest
 import torch
-from torch import nn
 
 from fastreid.config import get_cfg
-from fastreid.modeling import BACKBONE_REGISTRY, LOSS_REGISTRY, META_ARCH_REGISTRY, build_model
+from fastreid.modeling import LOSS_REGISTRY, META_ARCH_REGISTRY, build_model
 from fastreid.modeling.losses import ReIDLoss
 from fastreid.utils.events import EventStorage
+
+sys.path.insert(0, str(Path(__file__).parent))
+from toy_backbone import toy_backbone_registered  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
 def toy_backbone():
-    @BACKBONE_REGISTRY.register()
-    def build_tiny_test_backbone(cfg):
-        net = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU())
-        net.out_channels = 8
-        return net
-
     @LOSS_REGISTRY.register()
     class MeanFeatureTestLoss(ReIDLoss):
         input_key = "features"
@@ -27,8 +26,8 @@ def toy_backbone():
         def compute(self, inputs, targets):
             return inputs.pow(2).mean()
 
-    yield
-    BACKBONE_REGISTRY._obj_map.pop("build_tiny_test_backbone")
+    with toy_backbone_registered("build_tiny_test_backbone"):
+        yield
     LOSS_REGISTRY._obj_map.pop("MeanFeatureTestLoss")
 
 

@@ -1,25 +1,23 @@
 """Keys read by one meta-architecture only (KD.* by Distiller, MODEL.QUEUE_SIZE / MODEL.MOCO.* by MoCo) warn
 when set for a model that ignores them, instead of being dropped in silence."""
 import logging
+import sys
+from pathlib import Path
 
 import pytest
-from torch import nn
 
 from fastreid.config import get_cfg
-from fastreid.modeling import BACKBONE_REGISTRY, build_model
+from fastreid.modeling import build_model
 from fastreid.modeling.meta_arch.build import META_ARCH_KEYS
+
+sys.path.insert(0, str(Path(__file__).parent))
+from toy_backbone import toy_backbone_registered  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
 def toy_backbone():
-    @BACKBONE_REGISTRY.register()
-    def build_meta_arch_keys_test_backbone(cfg):
-        net = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU())
-        net.out_channels = 8
-        return net
-
-    yield
-    BACKBONE_REGISTRY._obj_map.pop("build_meta_arch_keys_test_backbone")
+    with toy_backbone_registered("build_meta_arch_keys_test_backbone"):
+        yield
 
 
 def _build(caplog, *opts):

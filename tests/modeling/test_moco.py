@@ -12,7 +12,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from fastreid.config import get_cfg
-from fastreid.modeling import BACKBONE_REGISTRY, build_model
+from fastreid.modeling import build_model
 from fastreid.modeling.heads import EmbeddingHead
 from fastreid.modeling.losses.memory import memory_cosface_loss
 from fastreid.modeling.meta_arch.moco import MoCo
@@ -20,6 +20,8 @@ from fastreid.utils import comm
 from fastreid.utils.checkpoint import Checkpointer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from toy_backbone import toy_backbone_registered  # noqa: E402
 from trainer_utils import RESUME_OVERRIDES, tiny_cfg, train_interrupted  # noqa: E402
 
 BATCH = 4
@@ -27,14 +29,8 @@ BATCH = 4
 
 @pytest.fixture(scope="module", autouse=True)
 def toy_backbone():
-    @BACKBONE_REGISTRY.register()
-    def build_moco_test_backbone(cfg):
-        net = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU())
-        net.out_channels = 8
-        return net
-
-    yield
-    BACKBONE_REGISTRY._obj_map.pop("build_moco_test_backbone")
+    with toy_backbone_registered("build_moco_test_backbone"):
+        yield
 
 
 def _cfg(*opts):
