@@ -169,17 +169,24 @@ def _reid_cfg(depth="18x", num_classes=4):
     return cfg
 
 
+def _refusals(model, path):
+    """The ValueError texts of both ways of loading ``path`` as a model's weights (training and inference);
+    each must refuse it."""
+    texts = []
+    for load in (lambda: Checkpointer(model).resume_or_load(path, resume=False),
+                 lambda: load_inference_weights(model, path)):
+        with pytest.raises(ValueError) as info:
+            load()
+        texts.append(str(info.value))
+    return texts
+
+
 def test_a_torchvision_backbone_file_given_as_model_weights_is_refused_not_half_loaded(tmp_path, caplog):
     # The bare network's keys are recognised (the backbone's prefix is added), but the file has no head: the
     # model is not left half-initialised without a word.
     torchvision = pytest.importorskip("torchvision")
     torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "resnet18-tv.pth")
-    model = build_model(_reid_cfg())
-    for load in (lambda: Checkpointer(model).resume_or_load(str(tmp_path / "resnet18-tv.pth"), resume=False),
-                 lambda: load_inference_weights(model, str(tmp_path / "resnet18-tv.pth"))):
-        with pytest.raises(ValueError) as info:
-            load()
-        text = str(info.value)
+    for text in _refusals(build_model(_reid_cfg()), str(tmp_path / "resnet18-tv.pth")):
         assert "resnet18-tv.pth" in text and "MODEL.WEIGHTS_PARTIAL" in text
         assert "4 are missing from the file" in text
         # The table of what matched, by module: the backbone loaded, the head's neck missing, fc unused.
@@ -192,12 +199,7 @@ def test_a_torchvision_backbone_file_given_as_model_weights_is_refused_not_half_
 def test_a_state_dict_that_matches_nothing_is_refused(tmp_path):
     torch.save({"encoder.stem.weight": torch.zeros(8, 3, 3, 3), "decoder.out.bias": torch.zeros(8)},
                tmp_path / "other.pth")
-    model = build_model(_reid_cfg())
-    for load in (lambda: Checkpointer(model).resume_or_load(str(tmp_path / "other.pth"), resume=False),
-                 lambda: load_inference_weights(model, str(tmp_path / "other.pth"))):
-        with pytest.raises(ValueError) as info:
-            load()
-        text = str(info.value)
+    for text in _refusals(build_model(_reid_cfg()), str(tmp_path / "other.pth")):
         assert "other.pth" in text and "MODEL.WEIGHTS_PARTIAL" in text and "no tensor" in text.lower()
 
 
