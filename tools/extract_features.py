@@ -38,6 +38,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from fastreid.config import CfgNode, add_config_arguments, config_overrides
+from fastreid.data.datasets.custom import labels_from_name
 from fastreid.engine.launch import launch_from_args
 from fastreid.evaluation.feature_store import FeatureStore, ShardPlan, extract_shards, finalize_store
 from fastreid.evaluation.store_evaluation import evaluate_stores
@@ -49,7 +50,6 @@ from fastreid.utils.precision import precision_name
 
 logger = logging.getLogger("fastreid.extract_features")
 
-_NAME_RE = re.compile(r"(-?\d+)_c(\d+)")
 _LIST_SUFFIX = ".txt"
 
 
@@ -80,8 +80,7 @@ def build_eval_parser() -> argparse.ArgumentParser:
 
 
 def _labels_from_name(path: str) -> Tuple[int, int]:
-    match = _NAME_RE.match(os.path.basename(path))
-    return (int(match.group(1)), int(match.group(2))) if match else (-1, -1)
+    return labels_from_name(path) or (-1, -1)
 
 
 def _read_list_file(path: str) -> List[Tuple[str, int, int]]:

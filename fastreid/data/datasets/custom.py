@@ -6,13 +6,19 @@ Paths are relative to the dataset folder ``DIR`` (itself relative to DATASETS.RO
 """
 import os
 import re
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from .bases import (DatasetNotFoundError, ImageDataset, README_HINT, Record, list_images,
                     queries_without_match)
 from .build import DATASET_REGISTRY
 
 _NAME_RE = re.compile(r"(-?\d+)_c(\d+)")
+
+
+def labels_from_name(path: str) -> Optional[Tuple[int, int]]:
+    """(pid, camid) of an image named ``<pid>_c<cam>...`` (Market-1501 style, e.g. 0002_c1_0001.jpg), else None."""
+    match = _NAME_RE.match(os.path.basename(path))
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 @DATASET_REGISTRY.register()
@@ -55,11 +61,11 @@ class CustomReID(ImageDataset):
             raise DatasetNotFoundError(f"CustomReID: expected the image folder '{path}' or a list file. {README_HINT}")
         records = []
         for img in list_images(path):
-            match = _NAME_RE.match(os.path.basename(img))
-            if match is None:
+            labels = labels_from_name(img)
+            if labels is None:
                 raise ValueError(f"CustomReID: the file name {img} does not start with '<pid>_c<cam>' "
                                  "(e.g. 0002_c1_0001.jpg); rename it or use a list file")
-            pid, cam = int(match.group(1)), int(match.group(2))
+            pid, cam = labels
             if pid != -1:
                 records.append((img, pid, cam))
         return records
