@@ -10,6 +10,7 @@ Usage::
     python benchmarks/bench_eval.py --shapes msmt --stages distance,rank_cython,evaluate
     python benchmarks/bench_eval.py --stages rank_float64,faiss,evaluate_faiss,evaluate_exact
     python benchmarks/bench_eval.py --shapes market,msmt --stages roc,baseline_roc
+    python benchmarks/bench_eval.py --shapes msmt --stages matmul_floor,aqe,evaluate_aqe,rerank,evaluate_rerank
 
 Baselines implemented here:
   (a) ``baseline_rank``: full ``np.argsort`` of the distance matrix, then the per-query
@@ -43,7 +44,7 @@ SHAPES = {
 DIM = 2048
 ALL_STAGES = ("matmul_floor", "distance", "rank_cython", "rank_vectorised", "baseline_rank", "aqe", "baseline_aqe",
               "evaluate", "rerank", "baseline_rerank", "rank_float64", "faiss", "evaluate_faiss",
-              "evaluate_exact", "roc", "baseline_roc")
+              "evaluate_exact", "evaluate_aqe", "evaluate_rerank", "roc", "baseline_roc")
 
 
 def make_features(shape: str, seed: int = 0):
@@ -119,9 +120,9 @@ def baseline_roc(distmat, q_pids, g_pids, q_camids, g_camids, fprs=(1e-4, 1e-3, 
 
 def run_stage(stage: str, shape: str, queue) -> None:
     sys.path.insert(0, str(ROOT / "tests" / "evaluation"))
-    from fastreid.evaluation import (DenseRanking, ExactRanking, FaissRanking, ReidEvaluator, average_query_expansion,
-                                     compute_distance_matrix, evaluate_rank, evaluate_rank_faiss, evaluate_roc,
-                                     re_ranking)
+    from fastreid.evaluation import (AQEOptions, DenseRanking, ExactRanking, FaissRanking, ReidEvaluator,
+                                     RerankOptions, average_query_expansion, compute_distance_matrix, evaluate_rank,
+                                     evaluate_rank_faiss, evaluate_roc, re_ranking)
 
     (qf, qp, qc), (gf, gp, gc) = make_features(shape)
     out = {}
@@ -160,9 +161,12 @@ def run_stage(stage: str, shape: str, queue) -> None:
         average_query_expansion(qf, gf, qe_times=1, qe_k=5, alpha=3.0)
     elif stage == "baseline_aqe":
         baseline_aqe(qf, gf, qe_k=5, alpha=3.0)
-    elif stage in ("evaluate", "evaluate_faiss", "evaluate_exact"):
-        ranking = {"evaluate": DenseRanking, "evaluate_faiss": FaissRanking, "evaluate_exact": ExactRanking}[stage]
-        ev = ReidEvaluator(num_query=len(qp), metric="cosine", ranking=ranking())
+    elif stage.startswith("evaluate"):
+        # evaluate_aqe / evaluate_rerank: TEST.AQE / TEST.RERANK enabled with fast-reid's default settings.
+        ranking = {"evaluate_faiss": FaissRanking(), "evaluate_exact": ExactRanking(),
+                   "evaluate_rerank": DenseRanking(rerank=RerankOptions(enabled=True))}.get(stage, DenseRanking())
+        aqe = AQEOptions(enabled=stage == "evaluate_aqe")
+        ev = ReidEvaluator(num_query=len(qp), metric="cosine", ranking=ranking, aqe=aqe)
         feats = torch.cat([qf, gf])
         del qf, gf  # the evaluator's records are the only feature copy, as in a real run
         pids, camids = torch.from_numpy(np.concatenate([qp, gp])), torch.from_numpy(np.concatenate([qc, gc]))
