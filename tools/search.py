@@ -6,6 +6,8 @@ Index a gallery (folders are searched recursively for images), then query it::
     python tools/search.py index --config-file CFG --weights model.pth --gallery crops/ --output search_out \
         [--index flat|ivf|ivfpq|hnsw] [KEY VALUE ...]
     python tools/search.py query --index-dir search_out --query queries/ [--topk 10] [--embed-images]
+    # a gallery too large to hold: extract it into a sharded store, then index the store in chunks
+    python tools/search.py index --store gallery_store --output search_out --index hnsw
 
 ``index`` writes ``index.faiss``, ``paths.json`` and ``meta.json`` (which records the config file, weights and
 overrides, so ``query`` extracts features with the same model unless ``--config-file``/``--weights`` are
@@ -28,10 +30,12 @@ import sys
 from typing import List, Optional, Sequence
 
 from fastreid.config import add_config_arguments, config_overrides
+from fastreid.evaluation.faiss_index import DEFAULT_EF_SEARCH, DEFAULT_NPROBE
+from fastreid.evaluation.feature_store import FeatureStore
 from fastreid.predictor import FeatureExtractor, load_inference_config
 from fastreid.search import INDEX_KINDS, GalleryIndex, list_images, write_search_report
 from fastreid.utils.logger import setup_logger
-from fastreid.utils.precision import precision_name
+from fastreid.utils.precision import precision_key, precision_name
 
 logger = logging.getLogger("fastreid.search")
 
@@ -46,12 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--batch-size", type=int, default=0, help="images per forward (default TEST.IMS_PER_BATCH)")
 
     index = sub.add_parser("index", help="extract gallery features and save a faiss index")
-    index.add_argument("--gallery", nargs="+", required=True, help="gallery image folders and/or files")
+    source = index.add_mutually_exclusive_group(required=True)
+    source.add_argument("--gallery", nargs="+", help="gallery image folders and/or files")
+    source.add_argument("--store", metavar="DIR",
+                        help="a feature store of tools/extract_features.py: index its features in chunks, without "
+                             "loading them whole or running the model (its config and weights are recorded)")
     index.add_argument("--output", required=True, help="folder for index.faiss, paths.json, meta.json")
     index.add_argument("--index", choices=INDEX_KINDS, default="flat",
-                       help="flat (exact), ivf (IVF-Flat), ivfpq (IVF-PQ, compressed) or hnsw")
+                       help="flat (exact), hnsw (the approximate index to start with for large galleries), ivf "
+                            "(IVF-Flat) or ivfpq (IVF-PQ, compressed); see docs/benchmarks.md")
     index.add_argument("--nlist", type=int, default=0, help="IVF lists (default about 4*sqrt(N))")
-    index.add_argument("--nprobe", type=int, default=8, help="IVF lists visited per query")
+    index.add_argument("--nprobe", type=int, default=DEFAULT_NPROBE, help="IVF lists visited per query")
     index.add_argument("--pq-m", type=int, default=64, help="IVF-PQ sub-vectors per code (must divide the dim)")
     index.add_argument("--pq-nbits", type=int, default=8, help="IVF-PQ bits per sub-vector code")
     index.add_argument("--refine", type=int, default=0, metavar="FACTOR",
@@ -59,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--train-size", type=int, default=0,
                        help="IVF training sample (default max(100k, 39*nlist), at most N)")
     index.add_argument("--hnsw-m", type=int, default=32, help="HNSW links per node")
-    index.add_argument("--ef-search", type=int, default=64, help="HNSW candidates per query")
-    model_args(index, required=True)
+    index.add_argument("--ef-search", type=int, default=DEFAULT_EF_SEARCH, help="HNSW candidates per query")
+    model_args(index, required=False)  # --config-file is required with --gallery (checked in run_index)
 
     query = sub.add_parser("query", help="search an index with query images and write the HTML report")
     query.add_argument("--index-dir", required=True, help="folder written by the index command")
@@ -82,7 +91,40 @@ def _extractor(cfg, batch_size: int) -> FeatureExtractor:
     return FeatureExtractor.from_config(cfg, **kwargs)
 
 
+def _index_options(args: argparse.Namespace) -> dict:
+    return dict(kind=args.index, nlist=args.nlist or None, nprobe=args.nprobe, hnsw_m=args.hnsw_m,
+                ef_search=args.ef_search, pq_m=args.pq_m, pq_nbits=args.pq_nbits, refine_factor=args.refine,
+                train_size=args.train_size or None)
+
+
+def run_store_index(args: argparse.Namespace) -> GalleryIndex:
+    """Indexes a finished feature store; the model that made it is recorded for ``query``."""
+    store = FeatureStore.open(args.store)
+    store_meta = store.manifest.get("meta", {})
+    if "config" not in store_meta:
+        raise ValueError(f"{args.store}: the manifest does not record the model's config; index it with "
+                         "--gallery and --config-file instead, or re-extract it with tools/extract_features.py")
+    os.makedirs(args.output, exist_ok=True)
+    config_file = os.path.join(args.output, "config.yaml")
+    with open(config_file, "w") as f:  # the config the store's features were extracted with
+        f.write(store_meta["config"])
+    # queries are embedded in the precision of the gallery
+    opts = ["MODEL.PRECISION", precision_key(store_meta["precision"])] if store_meta.get("precision") else []
+    model_meta = {"config_file": os.path.abspath(config_file), "weights": store_meta.get("weights", ""),
+                  "opts": opts, "flip": store_meta.get("flip", False), "precision": store_meta.get("precision"),
+                  "store": os.path.abspath(args.store)}
+    logger.info("Indexing the %d features of the store %s", len(store), args.store)
+    index = GalleryIndex.build_from_store(store, extra_meta=model_meta, **_index_options(args))
+    index.save(args.output)
+    logger.info("Wrote the %s index of %d images to %s", args.index, len(index), args.output)
+    return index
+
+
 def run_index(args: argparse.Namespace) -> GalleryIndex:
+    if args.store:
+        return run_store_index(args)
+    if not args.config_file:
+        raise ValueError("index --gallery needs the model: pass --config-file (and --weights)")
     paths = list_images(args.gallery)
     cfg = load_inference_config(args.config_file, args.weights, config_overrides(args))
     extractor = _extractor(cfg, args.batch_size)
@@ -91,11 +133,8 @@ def run_index(args: argparse.Namespace) -> GalleryIndex:
     model_meta = {"config_file": os.path.abspath(args.config_file), "weights": weights,
                   "opts": config_overrides(args), "flip": extractor.flip,
                   "precision": precision_name(extractor.precision)}
-    index = GalleryIndex.build(extractor(paths), paths, kind=args.index, metric=cfg.TEST.METRIC,
-                               nlist=args.nlist or None, nprobe=args.nprobe, hnsw_m=args.hnsw_m,
-                               ef_search=args.ef_search, pq_m=args.pq_m, pq_nbits=args.pq_nbits,
-                               refine_factor=args.refine, train_size=args.train_size or None,
-                               extra_meta=model_meta)
+    index = GalleryIndex.build(extractor(paths), paths, metric=cfg.TEST.METRIC, extra_meta=model_meta,
+                               **_index_options(args))
     index.save(args.output)
     logger.info("Wrote the %s index of %d images to %s", args.index, len(index), args.output)
     return index

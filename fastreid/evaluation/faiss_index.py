@@ -33,14 +33,19 @@ from typing import Any, Dict, Optional
 import numpy as np
 import torch
 
-__all__ = ["INDEX_KINDS", "METRIC_TABLE", "FaissMetric", "build_faiss_index", "default_train_size", "import_faiss",
-           "is_faiss_available", "set_search_params", "train_faiss_index"]
+__all__ = ["DEFAULT_EF_SEARCH", "DEFAULT_NPROBE", "INDEX_KINDS", "METRIC_TABLE", "FaissMetric", "build_faiss_index", "default_train_size", "import_faiss",
+           "is_faiss_available", "ivf_nlist", "set_search_params", "train_faiss_index", "training_rows"]
 
 logger = logging.getLogger(__name__)
 
 INDEX_KINDS = ("flat", "ivf", "ivfpq", "hnsw")
 # faiss' k-means asks for at least 39 training points per centroid (it warns below that).
 _MIN_POINTS_PER_LIST = 39
+
+# Query-time defaults. HNSW: at 1 M gallery vectors (benchmarks/bench_index.py, docs/benchmarks.md) efSearch 96
+# finds 96 % of the exact top 10 in 8 % of the flat index's query time; 64 stays below 95 %.
+DEFAULT_NPROBE = 8
+DEFAULT_EF_SEARCH = 96
 
 _INSTALL_HINT = "faiss is not installed: pip install faiss-cpu (or faiss-gpu for GPU indexes)."
 
@@ -171,42 +176,60 @@ def default_train_size(num: int, nlist: int) -> int:
     return min(num, max(100_000, _MIN_POINTS_PER_LIST * nlist))
 
 
+def training_rows(num: int, nlist: int, *, train_size: Optional[int] = None, seed: int = 0) -> np.ndarray:
+    """Sorted indices of the seeded random sample an IVF index of ``nlist`` lists is trained on.
+
+    Args:
+        num: vectors in the gallery.
+        nlist: inverted lists of the index.
+        train_size: vectors in the sample (default :func:`default_train_size`); at most ``num`` are used.
+        seed: seed of the sample, so the same gallery gives the same index.
+
+    Raises:
+        ValueError: fewer vectors than inverted lists (k-means needs one per list), or a bad ``train_size``.
+    """
+    if num < nlist:
+        raise ValueError(f"nlist={nlist} inverted lists need at least as many vectors, got {num}; "
+                         f"lower --nlist (about 4*sqrt(N) is usual)")
+    if train_size is not None and train_size < nlist:
+        raise ValueError(f"train_size={train_size} is below nlist={nlist}; train on at least "
+                         f"{_MIN_POINTS_PER_LIST * nlist} vectors")
+    size = min(num, train_size or default_train_size(num, nlist))
+    if size == num:
+        return np.arange(num)
+    return np.sort(np.random.default_rng(seed).choice(num, size, replace=False))
+
+
+def ivf_nlist(index: Any) -> int:
+    """Inverted lists of an IVF index (1 for the other kinds)."""
+    return getattr(import_faiss().try_extract_index_ivf(index), "nlist", 1)
+
+
 def train_faiss_index(index: Any, feats: np.ndarray, *, train_size: Optional[int] = None, seed: int = 0) -> int:
     """Trains an untrained index (IVF kinds) on a seeded random sample of ``feats``; no-op when trained.
 
     Args:
         index: a faiss index from :func:`build_faiss_index`.
         feats: (N, D) float32 features, already normalised if the metric asks for it.
-        train_size: vectors in the sample (default :func:`default_train_size`); at most N are used.
-        seed: seed of the sample, so the same gallery gives the same index.
+        train_size, seed: the sample, see :func:`training_rows`.
 
     Returns:
         The number of vectors trained on (0 when the index needed no training).
 
     Raises:
-        ValueError: fewer vectors than inverted lists (k-means needs one per list), or a bad ``train_size``.
+        ValueError: see :func:`training_rows`.
     """
     if index.is_trained:
         return 0
-    nlist = getattr(import_faiss().extract_index_ivf(index), "nlist", 1)
-    if len(feats) < nlist:
-        raise ValueError(f"nlist={nlist} inverted lists need at least as many vectors, got {len(feats)}; "
-                         f"lower --nlist (about 4*sqrt(N) is usual)")
-    if train_size is not None and train_size < nlist:
-        raise ValueError(f"train_size={train_size} is below nlist={nlist}; train on at least "
-                         f"{_MIN_POINTS_PER_LIST * nlist} vectors")
-    size = min(len(feats), train_size or default_train_size(len(feats), nlist))
-    if size < len(feats):
-        rows = np.sort(np.random.default_rng(seed).choice(len(feats), size, replace=False))
-        sample = feats[rows]
-    else:
-        sample = feats
-    logger.info("Training the index on %d of %d vectors (%d lists)", size, len(feats), nlist)
-    index.train(sample)
-    return size
+    nlist = ivf_nlist(index)
+    rows = training_rows(len(feats), nlist, train_size=train_size, seed=seed)
+    logger.info("Training the index on %d of %d vectors (%d lists)", len(rows), len(feats), nlist)
+    index.train(feats if len(rows) == len(feats) else feats[rows])
+    return len(rows)
 
 
-def set_search_params(index: Any, *, nprobe: int = 8, ef_search: int = 64, refine_factor: int = 1) -> None:
+def set_search_params(index: Any, *, nprobe: int = DEFAULT_NPROBE, ef_search: int = DEFAULT_EF_SEARCH,
+                      refine_factor: int = 1) -> None:
     """Sets the query-time parameters the index has: IVF ``nprobe``, HNSW ``efSearch``, refine ``k_factor``.
 
     Args:

@@ -303,6 +303,23 @@ class FeatureStore:
             out[lo - start:hi - start] = self._shards[i][lo - s0:hi - s0]
         return out
 
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), D) float32 features of the given rows, in ascending order (a copy read from the shards).
+
+        Raises:
+            ValueError: ``rows`` is not sorted ascending or leaves ``[0, len(self))``.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) and (rows[0] < 0 or rows[-1] >= len(self) or np.any(np.diff(rows) < 0)):
+            raise ValueError(f"rows must be sorted ascending within [0, {len(self)})")
+        out = np.empty((len(rows), self.dim), np.float32)
+        cuts = np.searchsorted(rows, self._starts)
+        for i, shard in enumerate(self._shards):
+            lo, hi = int(cuts[i]), int(cuts[i + 1])
+            if lo < hi:
+                out[lo:hi] = shard[rows[lo:hi] - int(self._starts[i])]
+        return out
+
     def iter_chunks(self, chunk_rows: int) -> Iterator[Tuple[int, np.ndarray]]:
         """Yields ``(start, features)`` of consecutive chunks of ``chunk_rows`` rows (the last may be shorter)."""
         if chunk_rows < 1:

@@ -24,12 +24,12 @@ import logging
 import math
 import os
 import re
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..evaluation.faiss_index import (INDEX_KINDS, METRIC_TABLE, build_faiss_index, import_faiss, set_search_params,
-                                      train_faiss_index)
+from ..evaluation.faiss_index import (DEFAULT_EF_SEARCH, DEFAULT_NPROBE, INDEX_KINDS, METRIC_TABLE,
+                                      build_faiss_index, import_faiss, ivf_nlist, set_search_params, training_rows)
 from ..utils.file_io import atomic_write, describe_file_start
 
 __all__ = ["GalleryIndex", "INDEX_KINDS", "METRICS"]
@@ -55,6 +55,62 @@ def _default_nlist(num: int) -> int:
     return max(1, min(num, int(round(4 * math.sqrt(num)))))
 
 
+def _normalizes(metric: str) -> bool:
+    if metric not in METRIC_TABLE:
+        raise ValueError(f"Unknown metric {metric!r}; expected one of {METRICS}")
+    return METRIC_TABLE[metric].normalize
+
+
+class _ArrayRows:
+    """Gallery vectors held in memory, normalised in place on first use when the metric asks for it."""
+
+    def __init__(self, feats: np.ndarray, normalize: bool) -> None:
+        self._feats = feats
+        self._pending_normalize = normalize
+        self.dim = int(feats.shape[1])
+
+    def __len__(self) -> int:
+        return len(self._feats)
+
+    @property
+    def feats(self) -> np.ndarray:
+        if self._pending_normalize:  # after the index parameters were checked, not before
+            import_faiss().normalize_L2(self._feats)
+            self._pending_normalize = False
+        return self._feats
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        return self.feats if len(rows) == len(self._feats) else self.feats[rows]
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        yield self.feats
+
+
+class _StoreRows:
+    """Gallery vectors read from a feature store a chunk at a time, each copy normalised if the metric asks."""
+
+    def __init__(self, store: Any, normalize: bool, chunk_rows: int) -> None:
+        self.store = store
+        self.normalize = normalize
+        self.chunk_rows = chunk_rows
+        self.dim = int(store.dim)
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def _prepared(self, feats: np.ndarray) -> np.ndarray:
+        if self.normalize:
+            import_faiss().normalize_L2(feats)
+        return feats
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        return self._prepared(self.store.take(rows))
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        for _, feats in self.store.iter_chunks(self.chunk_rows):
+            yield self._prepared(feats)
+
+
 class GalleryIndex:
     """Gallery embeddings in a faiss index, with the image path of every vector.
 
@@ -76,13 +132,15 @@ class GalleryIndex:
 
     @classmethod
     def build(cls, feats: Any, paths: Sequence[str], *, kind: str = "flat", metric: str = "cosine",
-              nlist: Optional[int] = None, nprobe: int = 8, hnsw_m: int = 32, ef_search: int = 64,
-              pq_m: int = 64, pq_nbits: int = 8, refine_factor: int = 0, train_size: Optional[int] = None,
-              seed: int = 0, extra_meta: Optional[Dict[str, Any]] = None) -> "GalleryIndex":
+              nlist: Optional[int] = None, nprobe: int = DEFAULT_NPROBE, hnsw_m: int = 32,
+              ef_search: int = DEFAULT_EF_SEARCH, pq_m: int = 64, pq_nbits: int = 8, refine_factor: int = 0,
+              train_size: Optional[int] = None, seed: int = 0,
+              extra_meta: Optional[Dict[str, Any]] = None) -> "GalleryIndex":
         """Indexes ``feats``.
 
         Args:
-            feats: (N, D) gallery features (NumPy or torch); normalised here for ``"cosine"``.
+            feats: (N, D) gallery features (NumPy or torch); normalised here (in place when float32 NumPy) for
+                ``"cosine"``.
             paths: N gallery image paths.
             kind: ``"flat"``, ``"ivf"``, ``"ivfpq"`` or ``"hnsw"``.
             metric: ``"cosine"`` or ``"euclidean"``.
@@ -101,20 +159,57 @@ class GalleryIndex:
         feats = _as_matrix(feats)
         if len(feats) != len(paths):
             raise ValueError(f"{len(feats)} features but {len(paths)} paths")
-        if len(feats) == 0:
+        return cls._build(_ArrayRows(feats, _normalizes(metric)), paths, kind=kind, metric=metric, nlist=nlist,
+                          nprobe=nprobe, hnsw_m=hnsw_m, ef_search=ef_search, pq_m=pq_m, pq_nbits=pq_nbits,
+                          refine_factor=refine_factor, train_size=train_size, seed=seed, extra_meta=extra_meta)
+
+    @classmethod
+    def build_from_store(cls, store: Any, *, metric: Optional[str] = None, chunk_rows: int = 65536,
+                         **options: Any) -> "GalleryIndex":
+        """Indexes a feature store (:class:`~fastreid.evaluation.feature_store.FeatureStore`) without loading it.
+
+        The training sample is gathered from the store's memory maps and the vectors are added ``chunk_rows`` at a
+        time, so besides the index only one chunk and the sample are held: an IVF-PQ index of a gallery far
+        larger than RAM can be built.
+
+        Args:
+            store: a finished store (``len``, ``dim``, ``paths``, ``take``, ``iter_chunks`` and ``manifest``).
+            metric: ``"cosine"`` or ``"euclidean"``; default: the metric the store was extracted for
+                (``TEST.METRIC`` in its manifest), else cosine.
+            chunk_rows: vectors read and added at a time.
+            options: as for :meth:`build` (kind, nlist, nprobe, ...).
+        """
+        metric = metric or store.manifest.get("meta", {}).get("metric", "cosine")
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+        return cls._build(_StoreRows(store, _normalizes(metric), chunk_rows), store.paths, metric=metric,
+                          **options)
+
+    @classmethod
+    def _build(cls, rows: Union[_ArrayRows, _StoreRows], paths: Sequence[str], *, kind: str = "flat",
+               metric: str = "cosine", nlist: Optional[int] = None, nprobe: int = DEFAULT_NPROBE,
+               hnsw_m: int = 32, ef_search: int = DEFAULT_EF_SEARCH, pq_m: int = 64, pq_nbits: int = 8,
+               refine_factor: int = 0, train_size: Optional[int] = None, seed: int = 0,
+               extra_meta: Optional[Dict[str, Any]] = None) -> "GalleryIndex":
+        num = len(rows)
+        if num == 0:
             raise ValueError("Cannot index an empty gallery")
-        nlist = nlist or _default_nlist(len(feats))
-        index = build_faiss_index(feats.shape[1], metric, kind, nlist=nlist, hnsw_m=hnsw_m, pq_m=pq_m,
+        nlist = nlist or _default_nlist(num)
+        index = build_faiss_index(rows.dim, metric, kind, nlist=nlist, hnsw_m=hnsw_m, pq_m=pq_m,
                                   pq_nbits=pq_nbits, refine=refine_factor > 0)  # checks every parameter
-        if METRIC_TABLE[metric].normalize:
-            import_faiss().normalize_L2(feats)
-        trained_on = train_faiss_index(index, feats, train_size=train_size, seed=seed)
-        index.add(feats)
-        meta = {"kind": kind, "metric": metric, "dim": int(feats.shape[1]), "nlist": nlist, "nprobe": nprobe,
+        trained_on = 0
+        if not index.is_trained:
+            sample = training_rows(num, ivf_nlist(index), train_size=train_size, seed=seed)
+            logger.info("Training the index on %d of %d vectors (%d lists)", len(sample), num, nlist)
+            index.train(rows.take(sample))
+            trained_on = len(sample)
+        for chunk in rows.chunks():
+            index.add(chunk)
+        meta = {"kind": kind, "metric": metric, "dim": rows.dim, "nlist": nlist, "nprobe": nprobe,
                 "hnsw_m": hnsw_m, "ef_search": ef_search, "trained_on": trained_on, **(extra_meta or {})}
         if kind == "ivfpq":
             meta.update(pq_m=pq_m, pq_nbits=pq_nbits, refine_factor=refine_factor)
-        logger.info("Indexed %d gallery vectors of dimension %d (%s, %s)", len(feats), feats.shape[1], kind, metric)
+        logger.info("Indexed %d gallery vectors of dimension %d (%s, %s)", num, rows.dim, kind, metric)
         return cls(index, paths, meta)
 
     def set_search_params(self, *, nprobe: Optional[int] = None, ef_search: Optional[int] = None) -> None:
@@ -132,8 +227,8 @@ class GalleryIndex:
                 if value < 1:
                     raise ValueError(f"{key} must be at least 1, got {value}")
                 self.meta[key] = int(value)
-        set_search_params(self.index, nprobe=int(self.meta.get("nprobe", 8)),
-                          ef_search=int(self.meta.get("ef_search", 64)),
+        set_search_params(self.index, nprobe=int(self.meta.get("nprobe", DEFAULT_NPROBE)),
+                          ef_search=int(self.meta.get("ef_search", DEFAULT_EF_SEARCH)),
                           refine_factor=max(1, int(self.meta.get("refine_factor", 1))))
 
     @property
@@ -148,7 +243,7 @@ class GalleryIndex:
         """The ``k`` nearest gallery vectors of every query.
 
         Args:
-            queries: (Q, D) features (normalised here for ``"cosine"``).
+            queries: (Q, D) features (a normalised copy is searched for ``"cosine"``).
             k: results per query; at most the gallery size are returned.
 
         Returns:
@@ -159,6 +254,7 @@ class GalleryIndex:
         if queries.shape[1] != self.meta["dim"]:
             raise ValueError(f"Query features have dimension {queries.shape[1]}, the index {self.meta['dim']}")
         if METRIC_TABLE[self.meta["metric"]].normalize:
+            queries = queries.copy()  # the caller's array is left as it was
             import_faiss().normalize_L2(queries)
         return self.index.search(queries, max(1, min(k, len(self))))
 
@@ -174,13 +270,19 @@ class GalleryIndex:
         Each file is written atomically; :meth:`load` rejects an index and a path list of different lengths.
         """
         os.makedirs(folder, exist_ok=True)
-        index_bytes = import_faiss().serialize_index(self.index)
-        atomic_write(os.path.join(folder, "index.faiss"), lambda f: f.write(index_bytes.tobytes()))
+        atomic_write(os.path.join(folder, "index.faiss"), self._write_index)
         paths_text = json.dumps(self.paths, indent=0).encode()
         atomic_write(os.path.join(folder, "paths.json"), lambda f: f.write(paths_text))
         meta_text = json.dumps(self.meta, indent=2, sort_keys=True).encode()
         atomic_write(os.path.join(folder, "meta.json"), lambda f: f.write(meta_text))
         logger.info("Saved the index of %d images to %s", len(self), folder)
+
+    def _write_index(self, f: Any) -> None:
+        """Streams the faiss index into the open file ``f`` (no in-memory copy of a multi-GiB index)."""
+        faiss = import_faiss()
+        writer = faiss.PyCallbackIOWriter(f.write)
+        faiss.write_index(self.index, writer)
+        del writer  # flushes faiss' buffer into f
 
     @classmethod
     def load(cls, folder: str) -> "GalleryIndex":

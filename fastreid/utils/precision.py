@@ -28,6 +28,7 @@ __all__ = [
     "cpu_features",
     "precision_for",
     "precision_from_config",
+    "precision_key",
     "precision_name",
     "resolve_precision",
     "share_bf16_check",
@@ -239,6 +240,18 @@ def precision_from_config(cfg) -> Optional[torch.dtype]:
 def precision_name(dtype: Optional[torch.dtype]) -> str:
     """"float32" for None, else the dtype's name ("bfloat16", "float16")."""
     return "float32" if dtype is None else str(dtype).replace("torch.", "")
+
+
+def precision_key(name: str) -> str:
+    """The MODEL.PRECISION value of a :func:`precision_name` ("bfloat16" -> "bf16", "float32" -> "fp32").
+
+    Raises:
+        ValueError: ``name`` is not a name :func:`precision_name` gives.
+    """
+    keys = {precision_name(dtype): key for key, dtype in _DTYPES.items()}
+    if name not in keys:
+        raise ValueError(f"Unknown precision name {name!r}; expected one of {', '.join(keys)}")
+    return keys[name]
 
 
 def autocast_for(dtype: Optional[torch.dtype], device: Device) -> ContextManager:

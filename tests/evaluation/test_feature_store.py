@@ -139,3 +139,17 @@ def test_store_evaluation_equals_in_memory_evaluation(tmp_path, metric):
     np.testing.assert_allclose([got[k] for k in want], [want[k] for k in want], rtol=1e-12)
     with open(tmp_path / "q" / MANIFEST) as f:
         assert json.load(f)["num_rows"] == num_q
+
+
+def test_take_gathers_sorted_rows_across_shards(tmp_path, source):
+    feats = source[0]
+    plan = ShardPlan.aligned(N, 3, BATCH)
+    _extract(tmp_path, source, plan, range(plan.num_shards))
+    finalize_store(str(tmp_path), plan, "fp")
+    store = FeatureStore.open(str(tmp_path))
+    for rows in ([], [0], [3, 4, 8, 9, 22], list(range(N))):  # [3, 4 | 8, 9 | 22] spans all three shards
+        assert np.array_equal(store.take(np.array(rows, dtype=np.int64)), feats[rows].reshape(len(rows), D))
+    with pytest.raises(ValueError, match="sorted ascending"):
+        store.take(np.array([5, 2]))
+    with pytest.raises(ValueError, match=f"within \\[0, {N}\\)"):
+        store.take(np.array([1, N]))

@@ -140,3 +140,37 @@ def test_arguments():
     with pytest.raises(ValueError, match="--shard-rank 2 must be in"):
         extract_tool.main(["--config-file", "c.yml", "--images", "a", "--output", "s", "--shard-rank", "2",
                            "--shard-world", "2"])
+
+
+def test_search_index_of_a_store_answers_as_the_gallery_index(setup_files, images, tmp_path):
+    search_tool = load_tool("search")
+    store = tmp_path / "store"
+    extract_tool.main(_args(setup_files, images, store, "--shards", "2", "MODEL.PRECISION", "fp32"))
+    config, weights = setup_files
+    queries = sorted(str(p) for p in Path(images).rglob("*.jpg"))[:3]
+    results = {}
+    for name, source in (("store", ["--store", str(store)]),
+                         ("gallery", ["--gallery", images, "--config-file", config, "--weights", weights,
+                                      "--batch-size", str(BATCH), "MODEL.PRECISION", "fp32"])):
+        index_dir = tmp_path / f"index_{name}"
+        search_tool.main(["index", "--output", str(index_dir), "--index", "hnsw", *source])  # overrides come last
+        search_tool.main(["query", "--index-dir", str(index_dir), "--query", *queries, "--topk", "5"])
+        results[name] = json.loads((index_dir / "results.json").read_text())
+    meta = json.loads((tmp_path / "index_store" / "meta.json").read_text())
+    assert meta["store"] == str(store) and meta["opts"] == ["MODEL.PRECISION", "fp32"] and meta["kind"] == "hnsw"
+    assert [[r["path"] for r in q["results"]] for q in results["store"]] == \
+        [[r["path"] for r in q["results"]] for q in results["gallery"]]
+    for got, want in zip(results["store"], results["gallery"]):
+        assert got["results"][0]["path"] == got["query"]  # each query finds itself first
+        np.testing.assert_allclose([r["score"] for r in got["results"]], [r["score"] for r in want["results"]],
+                                   atol=1e-6)
+
+
+def test_search_index_needs_a_model_or_a_store(setup_files, images, tmp_path):
+    search_tool = load_tool("search")
+    with pytest.raises(ValueError, match="--config-file"):
+        search_tool.main(["index", "--gallery", images, "--output", str(tmp_path / "i")])
+    with pytest.raises(FileNotFoundError, match="not a finished feature store"):
+        search_tool.main(["index", "--store", str(tmp_path / "missing"), "--output", str(tmp_path / "i")])
+    with pytest.raises(SystemExit):  # one source only
+        search_tool.main(["index", "--gallery", images, "--store", str(tmp_path), "--output", str(tmp_path / "i")])

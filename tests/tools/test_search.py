@@ -83,6 +83,35 @@ def test_search_params_survive_save_and_load(tmp_path, kind, params):
         loaded.set_search_params(nprobe=0)
 
 
+@pytest.mark.parametrize("kind, params", [("flat", {}), ("ivf", {"nlist": 8, "train_size": 40}),
+                                          ("ivfpq", {"nlist": 4, "pq_m": 4, "pq_nbits": 4, "refine_factor": 2}),
+                                          ("hnsw", {"hnsw_m": 8})])
+def test_index_of_a_store_equals_the_in_memory_index(tmp_path, kind, params):
+    from fastreid.evaluation.feature_store import FeatureStore, ShardPlan, extract_shards, finalize_store
+
+    rng = np.random.default_rng(3)
+    feats = rng.normal(size=(90, 16)).astype(np.float32)
+    paths = [f"g{i}.jpg" for i in range(len(feats))]
+    rows = {p: f for p, f in zip(paths, feats)}
+    plan = ShardPlan.aligned(len(paths), 4, 5)
+    labels = np.zeros(len(paths), np.int64)
+    extract_shards(str(tmp_path), plan, "fp", range(plan.num_shards), lambda ps: np.stack([rows[p] for p in ps]), 5,
+                   paths, labels, labels)
+    finalize_store(str(tmp_path), plan, "fp", {"metric": "euclidean"})
+    store = FeatureStore.open(str(tmp_path))
+    queries = rng.normal(size=(7, 16)).astype(np.float32)
+    given = queries.copy()
+    for metric in ("cosine", None):  # None: the store's own metric (euclidean)
+        from_store = GalleryIndex.build_from_store(store, metric=metric, chunk_rows=13, kind=kind, **params)
+        in_memory = GalleryIndex.build(feats.copy(), paths, kind=kind, metric=metric or "euclidean", **params)
+        assert from_store.paths == paths and from_store.meta == in_memory.meta
+        got, want = from_store.search(queries, 6), in_memory.search(queries, 6)
+        assert np.array_equal(got[1], want[1])
+        np.testing.assert_array_equal(got[0], want[0])
+    assert np.array_equal(store.rows(0, len(store)), feats)  # the store itself is left as it was
+    assert np.array_equal(queries, given)  # and so are the queries
+
+
 def test_index_errors(tmp_path):
     with pytest.raises(ValueError, match="nlist=5 inverted lists need at least as many vectors, got 3"):
         GalleryIndex.build(np.ones((3, 4)), ["a", "b", "c"], kind="ivf", nlist=5)

@@ -224,3 +224,11 @@ def test_sharing_the_check_is_a_no_op_in_one_process(monkeypatch):
     monkeypatch.setattr(precision.comm, "all_gather", lambda value: pytest.fail("gathered in a single process"))
     precision.share_bf16_check()
     assert precision._shared_speedup is None
+
+
+def test_precision_key_inverts_precision_name():
+    for key in ("fp32", "bf16", "fp16"):
+        dtype, _ = precision.resolve_precision(key, "cpu")
+        assert precision.precision_key(precision.precision_name(dtype)) == key
+    with pytest.raises(ValueError, match="Unknown precision name 'fp64'"):
+        precision.precision_key("fp64")
