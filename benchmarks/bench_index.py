@@ -1,7 +1,9 @@
 """Benchmark of the approximate gallery indexes of fastreid.search (not a test).
 
-N clustered re-id-like gallery features (``_common.clustered_features``: identity centres, camera offsets and
-noise, L2-normalised float32, N / 20 identities) and Q queries drawn the same way. Every index kind runs in its own
+N re-id-like gallery features (identity centres, camera offsets and within-identity variation, L2-normalised
+float32, N / 20 identities, 15 cameras) and Q queries drawn the same way: by default ``_common.spectral_features``,
+whose variation follows a power-law spectrum fitted to a trained model's features (``benchmarks/feature_structure.py``);
+``--features isotropic`` draws bench_eval's isotropic-noise features instead. Every index kind runs in its own
 spawned process (so its peak RSS is its own; the features are regenerated there from the seed): it builds a
 ``GalleryIndex`` (IVF kinds train on a seeded sample), then times one batch search of all queries for every
 search setting of the sweep. Recall@k is the fraction of the exact (flat) top-k found in the approximate top-k.
@@ -10,6 +12,7 @@ Usage::
 
     python benchmarks/bench_index.py                      # 1M x 512, every kind (HNSW build is the slow part)
     python benchmarks/bench_index.py --n 100000 --kinds flat,ivf,ivfpq
+    python benchmarks/bench_index.py --n 200000 --features isotropic --kinds flat,ivf,hnsw
     OMP_NUM_THREADS=2 python benchmarks/bench_index.py --n 300000 --kinds flat,hnsw
 
 Prints a markdown table with the machine line (CPU, flags, threads, load average) and writes JSON with --json.
@@ -17,43 +20,51 @@ Prints a markdown table with the machine line (CPU, flags, threads, load average
 import argparse
 import json
 import multiprocessing as mp
+import os
 import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 
-from _common import clustered_features, machine_summary
+from _common import (DEFAULT_NOISE, clustered_features, machine_summary, market_shape_accuracy, spectral_features,
+                     spectral_world)
 
 # name: (GalleryIndex kind, build arguments, sweep of search settings). "flat" also writes the exact top-k.
 VARIANTS: Dict[str, Tuple[str, Dict[str, Any], List[Dict[str, int]]]] = {
     "flat": ("flat", {}, [{}]),
-    "ivf": ("ivf", {}, [{"nprobe": p} for p in (16, 64, 256)]),
+    "ivf": ("ivf", {}, [{"nprobe": p} for p in (4, 8, 16, 32, 64, 128)]),
     "ivfpq": ("ivfpq", {"pq_m": 64, "pq_nbits": 8}, [{"nprobe": p} for p in (16, 64, 256)]),
     "ivfpq-refine": ("ivfpq", {"pq_m": 64, "pq_nbits": 8, "refine_factor": 10},
-                     [{"nprobe": p, "refine_factor": 10} for p in (16, 64, 256)]),
-    "hnsw": ("hnsw", {"hnsw_m": 32}, [{"ef_search": e} for e in (64, 128, 256, 512)]),
+                     [{"nprobe": p, "refine_factor": 10} for p in (8, 16, 32, 64)]),
+    "hnsw": ("hnsw", {"hnsw_m": 32}, [{"ef_search": e} for e in (16, 32, 64, 96, 128, 256)]),
 }
 K = 10
 CHUNK = 65536  # features are generated in chunks to keep generation temporaries small
 
 
-def make_features(n: int, num_queries: int, dim: int, seed: int = 0,
-                  noise_scale: float = 1.0) -> Tuple[np.ndarray, np.ndarray]:
-    """(n, dim) gallery and (num_queries, dim) query features, deterministic in ``seed``."""
+def make_features(n: int, num_queries: int, dim: int, seed: int = 0, noise_scale: Optional[float] = None,
+                  features: str = "spectral") -> Tuple[np.ndarray, np.ndarray]:
+    """(n, dim) gallery and (num_queries, dim) query features of ``features`` kind, deterministic in ``seed``."""
     g = torch.Generator().manual_seed(seed)
-    centres = torch.randn(max(1, n // 20), dim, generator=g)
-    cams = torch.randn(15, dim, generator=g)
+    noise = DEFAULT_NOISE[features] if noise_scale is None else noise_scale
+    if features == "spectral":
+        world = spectral_world(max(1, n // 20), 15, dim, g)
+        draw = lambda count: spectral_features(count, world, g, noise)[0]  # noqa: E731
+    else:
+        centres = torch.randn(max(1, n // 20), dim, generator=g)
+        cams = torch.randn(15, dim, generator=g)
+        draw = lambda count: clustered_features(count, centres, cams, g, noise)[0]  # noqa: E731
 
     def sample(count: int) -> np.ndarray:
         out = np.empty((count, dim), np.float32)
         for start in range(0, count, CHUNK):
             stop = min(count, start + CHUNK)
-            out[start:stop] = clustered_features(stop - start, centres, cams, g, noise_scale)[0].numpy()
+            out[start:stop] = draw(stop - start).numpy()
         return out
 
     return sample(n), sample(num_queries)
@@ -76,13 +87,15 @@ def run_variant(name: str, args: argparse.Namespace, truth_file: str) -> List[Di
     from fastreid.search import GalleryIndex
 
     faiss = import_faiss()
-    gallery, queries = make_features(args.n, args.queries, args.dim, args.seed, args.noise)
+    gallery, queries = make_features(args.n, args.queries, args.dim, args.seed, args.noise, args.features)
     features_gib = _rss_gib(peak=False)
     kind, build_args, sweep = VARIANTS[name]
     start = time.perf_counter()
     index = GalleryIndex.build(gallery, [""] * len(gallery), kind=kind, **build_args)
     build_s = time.perf_counter() - start
-    size = len(faiss.serialize_index(index.index))
+    with tempfile.TemporaryDirectory() as tmp:  # the file's size, without a serialised copy in this process' RSS
+        index.save(tmp)
+        size = os.path.getsize(os.path.join(tmp, "index.faiss"))
     rows = []
     for setting in sweep:
         set_search_params(index.index, **setting)
@@ -114,8 +127,11 @@ def main() -> None:
     parser.add_argument("--kinds", default=",".join(VARIANTS),
                         help=f"comma-separated subset of {','.join(VARIANTS)} (flat always runs: exact results)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--noise", type=float, default=1.0,
-                        help="noise scale of the features (1: as bench_eval; below 1: tighter identity clusters)")
+    parser.add_argument("--features", choices=tuple(DEFAULT_NOISE), default="spectral",
+                        help="feature generator (see DEFAULT_NOISE)")
+    parser.add_argument("--noise", type=float, default=None,
+                        help="noise scale of the features (default: the generator's, as separable at 512-d as "
+                             "bench_eval's 2048-d features; lower: tighter identity clusters)")
     parser.add_argument("--json", default="", help="also write the rows here")
     args = parser.parse_args()
     names = [k for k in args.kinds.split(",") if k]
@@ -137,8 +153,12 @@ def main() -> None:
             for row in result:
                 print(json.dumps(row), file=sys.stderr, flush=True)
     flat_ms = rows[0]["ms_per_query"]
+    noise = DEFAULT_NOISE[args.features] if args.noise is None else args.noise
     print(f"\nN={args.n} x {args.dim}-d gallery, {args.queries} queries, k={K}, seed {args.seed}, "
-          f"noise scale {args.noise}")
+          f"{args.features} features, noise scale {noise}")
+    acc = market_shape_accuracy(args.dim, noise, args.seed, spectral=args.features == "spectral")
+    print(f"These {args.dim}-d features at Market-1501 shape (3368 x 15913, 751 ids): R1 {100 * acc['R1']:.1f} %, "
+          f"mAP {100 * acc['mAP']:.1f} %, mINP {100 * acc['mINP']:.1f} %")
     print(machine_summary())
     print("\n| index | search setting | build s | trained on | index MiB | ms / query | vs flat | recall@1 | "
           "recall@10 | peak RSS GiB (features) | faiss threads |")
