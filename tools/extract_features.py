@@ -18,7 +18,8 @@ i is extracted by rank i % world size and written atomically (see :mod:`fastreid
 The rank that finishes last (finding every shard complete) writes ``manifest.json``. After a kill, re-run the same command: complete
 shards are kept (after checking their fingerprint: model weights, config, image list, batch size and shard
 plan), missing and partial ones are redone. Without ``torch.distributed`` (several independent jobs on one
-shared folder), give each job ``--shard-rank r --shard-world w``; again the last one writes the manifest.
+shared folder), give each job ``--shard-rank r --shard-world w``; again the last one writes the manifest. A job
+that finds another live process writing one of its shards stops with an error naming it rather than touch it.
 
 Bit-for-bit equality with a single-process extraction: every batch holds the same images as in one extraction
 of the whole list with the same batch size, because shard boundaries are multiples of it. That gives identical

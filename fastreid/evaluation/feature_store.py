@@ -28,9 +28,14 @@ from numpy.lib.format import open_memmap
 
 from fastreid.utils.file_io import atomic_write
 
+try:
+    import fcntl
+except ImportError:  # Windows has no flock: live and dead temporaries are then not told apart
+    fcntl = None
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["FeatureStore", "ShardPlan", "StoreMismatchError", "extract_shards", "finalize_store",
+__all__ = ["FeatureStore", "ShardBusyError", "ShardPlan", "StoreMismatchError", "extract_shards", "finalize_store",
            "shard_is_complete", "shard_name", "write_shard"]
 
 MANIFEST = "manifest.json"
@@ -144,13 +149,45 @@ def shard_is_complete(folder: str, index: int, plan: ShardPlan, fingerprint: str
     return False
 
 
+class ShardBusyError(RuntimeError):
+    """Another live process is writing the same shard."""
+
+
+def _lock_folder(path: str) -> Optional[int]:
+    """An open descriptor of the folder ``path`` holding an exclusive ``flock``; None when another process holds it.
+
+    On file systems without ``flock`` the descriptor is returned unlocked (process ids then tell writers apart).
+    """
+    fd = os.open(path, os.O_RDONLY)
+    if fcntl is None:
+        return fd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except OSError:
+        pass
+    return fd
+
+
 def _remove_temporaries(folder: str, index: int) -> None:
-    # Only the process that owns a shard writes it, so any temporary of that shard is a dead run's leftover.
+    """Removes the partial shard ``index`` of dead runs; raises when a live process is writing that shard."""
     prefix = f".{shard_name(index)}.tmp-"
     for name in os.listdir(folder):
-        if name.startswith(prefix):
+        if not name.startswith(prefix):
+            continue
+        path = os.path.join(folder, name)
+        fd = _lock_folder(path)  # a writer holds the lock on its temporary folder until it is renamed
+        if fd is None:
+            raise ShardBusyError(
+                f"Shard {index} of {folder} is being written by another process ({name}). Each shard needs one "
+                "writer: give every job its own --shard-rank, or let torch.distributed ranks share the work.")
+        try:
             logger.info("Removing the partial shard %s of an interrupted run", name)
-            shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+            shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(fd)
 
 
 def _fsync_folder(path: str) -> None:
@@ -198,6 +235,7 @@ def write_shard(folder: str, index: int, plan: ShardPlan, fingerprint: str, batc
     _remove_temporaries(folder, index)
     tmp = os.path.join(folder, f".{shard_name(index)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     os.makedirs(tmp)
+    lock = _lock_folder(tmp)  # tells other writers of this shard that this temporary is alive
     try:
         dim = _write_arrays(tmp, index, rows, batches)
         np.save(os.path.join(tmp, _PIDS), np.asarray(pids, dtype=np.int64))
@@ -207,10 +245,21 @@ def write_shard(folder: str, index: int, plan: ShardPlan, fingerprint: str, batc
         with open(os.path.join(tmp, _SHARD_META), "w") as f:
             json.dump({"fingerprint": fingerprint, "start": start, "rows": rows, "dim": dim}, f)
         _fsync_folder(tmp)
-        os.rename(tmp, os.path.join(folder, shard_name(index)))
+        try:
+            os.rename(tmp, os.path.join(folder, shard_name(index)))
+        except OSError:
+            if not shard_is_complete(folder, index, plan, fingerprint):
+                raise
+            # Another process started the same shard at the same moment and finished first; its copy is equal.
+            logger.info("Shard %d was written by another process meanwhile; keeping that copy", index)
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        if lock is not None:
+            os.close(lock)
     logger.info("Wrote shard %d (rows %d-%d) to %s", index, start, stop, folder)
 
 

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from fastreid.evaluation import ReidEvaluator
-from fastreid.evaluation.feature_store import (MANIFEST, FeatureStore, ShardPlan, StoreMismatchError, extract_shards,
-                                               finalize_store, shard_name)
+from fastreid.evaluation.feature_store import (MANIFEST, FeatureStore, ShardBusyError, ShardPlan, StoreMismatchError,
+                                               extract_shards, finalize_store, shard_is_complete, shard_name,
+                                               write_shard)
 from fastreid.evaluation.store_evaluation import evaluate_stores
 
 N, D, BATCH = 23, 6, 4
@@ -153,3 +154,34 @@ def test_take_gathers_sorted_rows_across_shards(tmp_path, source):
         store.take(np.array([5, 2]))
     with pytest.raises(ValueError, match=f"within \\[0, {N}\\)"):
         store.take(np.array([1, N]))
+
+
+def test_a_live_writer_of_the_same_shard_is_refused_and_a_dead_ones_leftover_removed(tmp_path, source):
+    import fcntl
+
+    plan = ShardPlan.aligned(N, 3, BATCH)
+    other = tmp_path / f".{shard_name(0)}.tmp-1-0a1b2c3d"
+    other.mkdir(parents=True)
+    held = os.open(other, os.O_RDONLY)
+    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another process is writing shard 0
+    try:
+        with pytest.raises(ShardBusyError, match="being written by another process"):
+            _extract(tmp_path, source, plan, [0])
+        assert os.listdir(tmp_path) == [other.name]  # its temporary is left alone
+    finally:
+        os.close(held)  # that process dies: its temporary is a leftover now
+    _extract(tmp_path, source, plan, [0])
+    assert os.listdir(tmp_path) == [shard_name(0)]
+    assert shard_is_complete(str(tmp_path), 0, plan, "fp")
+
+
+def test_a_shard_finished_by_another_process_meanwhile_is_kept(tmp_path, source):
+    feats, paths, pids, camids = source
+    plan = ShardPlan.aligned(N, 3, BATCH)
+    _extract(tmp_path, source, plan, [1])
+    done = os.stat(tmp_path / shard_name(1) / "features.npy").st_ino
+    start, stop = plan.bounds(1)  # a second writer that checked before the first one finished
+    write_shard(str(tmp_path), 1, plan, "fp", [feats[start:stop]], paths[start:stop], pids[start:stop],
+                camids[start:stop])
+    assert os.listdir(tmp_path) == [shard_name(1)]
+    assert os.stat(tmp_path / shard_name(1) / "features.npy").st_ino == done
