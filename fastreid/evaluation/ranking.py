@@ -16,7 +16,8 @@ Strategies are registered in :data:`RANKING_REGISTRY`; :func:`build_ranking` pic
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Dict, NamedTuple, Optional
+from collections import OrderedDict
+from typing import Any, Dict, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
@@ -101,6 +102,20 @@ class RankResult:
     all_ap: np.ndarray
     all_inp: np.ndarray
     roc: Optional[Dict[str, float]] = None
+
+    def summary(self, ranks: Sequence[int] = (1, 5, 10)) -> Dict[str, float]:
+        """The evaluation results in percent, in fast-reid's order: ``Rank-k`` for each of ``ranks`` (the CMC's
+        last value beyond its length), ``mAP``, ``mINP``, ``metric`` (the mean of mAP and Rank-1) and the ROC
+        entries when there are any. Needs 1 in ``ranks``."""
+        results: Dict[str, float] = OrderedDict()
+        for r in ranks:
+            results[f"Rank-{r}"] = float(self.cmc[min(r, len(self.cmc)) - 1]) * 100
+        results["mAP"] = float(np.mean(self.all_ap)) * 100
+        results["mINP"] = float(np.mean(self.all_inp)) * 100
+        results["metric"] = (results["mAP"] + results["Rank-1"]) / 2
+        if self.roc is not None:
+            results.update((k, v * 100) for k, v in self.roc.items())
+        return results
 
 
 class RankingStrategy(ABC):

@@ -1,10 +1,7 @@
 """Re-id evaluator: query/gallery features -> CMC, mAP, mINP (and optional ROC)."""
-import copy
 import logging
-from collections import OrderedDict
 from typing import Any, Dict, Mapping, Optional, Sequence
 
-import numpy as np
 import torch
 
 from fastreid.config import configurable
@@ -13,7 +10,7 @@ from .evaluator import DatasetEvaluator
 from .feature_collector import FeatureCollector
 from .options import AQEOptions
 from .query_expansion import average_query_expansion
-from .ranking import DenseRanking, RankingContext, RankingStrategy, RankLabels, RankResult, build_ranking
+from .ranking import DenseRanking, RankingContext, RankingStrategy, RankLabels, build_ranking
 
 logger = logging.getLogger(__name__)
 
@@ -110,16 +107,4 @@ class ReidEvaluator(DatasetEvaluator):
                                                      **self.aqe.kwargs())
             del feats, data  # the raw features are no longer needed
         # The strategy owns query and gallery (the collector's copy or AQE's output).
-        return self._results(self.ranking.rank(query, gallery, labels, self.context), self.ranks)
-
-    @staticmethod
-    def _results(ranked: RankResult, ranks: Sequence[int]) -> Dict[str, float]:
-        results = OrderedDict()
-        for r in ranks:
-            results[f"Rank-{r}"] = float(ranked.cmc[min(r, len(ranked.cmc)) - 1]) * 100
-        results["mAP"] = float(np.mean(ranked.all_ap)) * 100
-        results["mINP"] = float(np.mean(ranked.all_inp)) * 100
-        results["metric"] = (results["mAP"] + results["Rank-1"]) / 2
-        if ranked.roc is not None:
-            results.update((k, v * 100) for k, v in ranked.roc.items())
-        return copy.deepcopy(results)
+        return self.ranking.rank(query, gallery, labels, self.context).summary(self.ranks)

@@ -15,7 +15,6 @@ from .distance import budget_chunk_rows, distance_block, prepare_features
 from .feature_store import FeatureStore
 from .rank import RankAccumulator
 from .ranking import RankResult
-from .reid_evaluation import ReidEvaluator
 
 logger = logging.getLogger(__name__)
 
@@ -62,4 +61,4 @@ def evaluate_stores(query: FeatureStore, gallery: FeatureStore, metric: str = "c
     ``metric``, in percent) for two stores; ``kwargs`` go to :func:`rank_stores`."""
     ranked = rank_stores(query, gallery, metric, max(max_rank, *ranks), **kwargs)
     logger.info("Evaluated %d queries against %d gallery items", len(query), len(gallery))
-    return ReidEvaluator._results(ranked, ranks)  # one formatter of the results dict
+    return ranked.summary(ranks)
