@@ -33,8 +33,9 @@ from typing import Any, Dict, Optional
 import numpy as np
 import torch
 
-__all__ = ["DEFAULT_EF_SEARCH", "DEFAULT_NPROBE", "INDEX_KINDS", "METRIC_TABLE", "FaissMetric", "build_faiss_index", "default_train_size", "import_faiss",
-           "is_faiss_available", "ivf_nlist", "set_search_params", "train_faiss_index", "training_rows"]
+__all__ = ["DEFAULT_EF_SEARCH", "DEFAULT_NPROBE", "INDEX_KINDS", "METRIC_TABLE", "FaissMetric", "build_faiss_index",
+           "default_train_size", "import_faiss", "is_faiss_available", "set_search_params", "train_faiss_index",
+           "training_rows"]
 
 logger = logging.getLogger(__name__)
 
@@ -200,17 +201,19 @@ def training_rows(num: int, nlist: int, *, train_size: Optional[int] = None, see
     return np.sort(np.random.default_rng(seed).choice(num, size, replace=False))
 
 
-def ivf_nlist(index: Any) -> int:
+def _ivf_nlist(index: Any) -> int:
     """Inverted lists of an IVF index (1 for the other kinds)."""
     return getattr(import_faiss().try_extract_index_ivf(index), "nlist", 1)
 
 
-def train_faiss_index(index: Any, feats: np.ndarray, *, train_size: Optional[int] = None, seed: int = 0) -> int:
+def train_faiss_index(index: Any, feats: Any, *, train_size: Optional[int] = None, seed: int = 0) -> int:
     """Trains an untrained index (IVF kinds) on a seeded random sample of ``feats``; no-op when trained.
 
     Args:
         index: a faiss index from :func:`build_faiss_index`.
-        feats: (N, D) float32 features, already normalised if the metric asks for it.
+        feats: (N, D) float32 features, already normalised if the metric asks for it: an array, or any object
+            with ``len()`` whose ``feats[rows]`` gives the (len(rows), D) array of sorted row indices (a feature
+            store read in chunks).
         train_size, seed: the sample, see :func:`training_rows`.
 
     Returns:
@@ -221,10 +224,11 @@ def train_faiss_index(index: Any, feats: np.ndarray, *, train_size: Optional[int
     """
     if index.is_trained:
         return 0
-    nlist = ivf_nlist(index)
+    nlist = _ivf_nlist(index)
     rows = training_rows(len(feats), nlist, train_size=train_size, seed=seed)
     logger.info("Training the index on %d of %d vectors (%d lists)", len(rows), len(feats), nlist)
-    index.train(feats if len(rows) == len(feats) else feats[rows])
+    whole = isinstance(feats, np.ndarray) and len(rows) == len(feats)
+    index.train(feats if whole else feats[rows])  # the whole array is used as it is, not copied
     return len(rows)
 
 

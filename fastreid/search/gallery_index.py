@@ -29,7 +29,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..evaluation.faiss_index import (DEFAULT_EF_SEARCH, DEFAULT_NPROBE, INDEX_KINDS, METRIC_TABLE,
-                                      build_faiss_index, import_faiss, ivf_nlist, set_search_params, training_rows)
+                                      build_faiss_index, import_faiss, set_search_params, train_faiss_index)
 from ..utils.file_io import atomic_write, describe_file_start
 
 __all__ = ["GalleryIndex", "INDEX_KINDS", "METRICS"]
@@ -62,25 +62,22 @@ def _normalizes(metric: str) -> bool:
 
 
 class _ArrayRows:
-    """Gallery vectors held in memory, normalised in place on first use when the metric asks for it."""
+    """Gallery vectors held in memory; :meth:`prepare` normalises them in place when the metric asks for it."""
 
     def __init__(self, feats: np.ndarray, normalize: bool) -> None:
-        self._feats = feats
-        self._pending_normalize = normalize
+        self.feats = feats
+        self.normalize = normalize
         self.dim = int(feats.shape[1])
 
     def __len__(self) -> int:
-        return len(self._feats)
+        return len(self.feats)
 
-    @property
-    def feats(self) -> np.ndarray:
-        if self._pending_normalize:  # after the index parameters were checked, not before
-            import_faiss().normalize_L2(self._feats)
-            self._pending_normalize = False
-        return self._feats
+    def prepare(self) -> None:
+        if self.normalize:
+            import_faiss().normalize_L2(self.feats)
 
-    def take(self, rows: np.ndarray) -> np.ndarray:
-        return self.feats if len(rows) == len(self._feats) else self.feats[rows]
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        return self.feats if len(rows) == len(self.feats) else self.feats[rows]  # all rows: no copy
 
     def chunks(self) -> Iterator[np.ndarray]:
         yield self.feats
@@ -98,12 +95,15 @@ class _StoreRows:
     def __len__(self) -> int:
         return len(self.store)
 
+    def prepare(self) -> None:
+        """Nothing to do up front: every copy read is normalised as it is read."""
+
     def _prepared(self, feats: np.ndarray) -> np.ndarray:
         if self.normalize:
             import_faiss().normalize_L2(feats)
         return feats
 
-    def take(self, rows: np.ndarray) -> np.ndarray:
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
         return self._prepared(self.store.take(rows))
 
     def chunks(self) -> Iterator[np.ndarray]:
@@ -197,12 +197,8 @@ class GalleryIndex:
         nlist = nlist or _default_nlist(num)
         index = build_faiss_index(rows.dim, metric, kind, nlist=nlist, hnsw_m=hnsw_m, pq_m=pq_m,
                                   pq_nbits=pq_nbits, refine=refine_factor > 0)  # checks every parameter
-        trained_on = 0
-        if not index.is_trained:
-            sample = training_rows(num, ivf_nlist(index), train_size=train_size, seed=seed)
-            logger.info("Training the index on %d of %d vectors (%d lists)", len(sample), num, nlist)
-            index.train(rows.take(sample))
-            trained_on = len(sample)
+        rows.prepare()  # after the index parameters were checked, so a bad one leaves the caller's array alone
+        trained_on = train_faiss_index(index, rows, train_size=train_size, seed=seed)
         for chunk in rows.chunks():
             index.add(chunk)
         meta = {"kind": kind, "metric": metric, "dim": rows.dim, "nlist": nlist, "nprobe": nprobe,
