@@ -26,12 +26,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 import numpy as np
 from numpy.lib.format import open_memmap
 
-from fastreid.utils.file_io import atomic_write
-
-try:
-    import fcntl
-except ImportError:  # Windows has no flock: live and dead temporaries are then not told apart
-    fcntl = None
+from fastreid.utils.file_io import atomic_write, try_lock
 
 logger = logging.getLogger(__name__)
 
@@ -154,21 +149,13 @@ class ShardBusyError(RuntimeError):
 
 
 def _lock_folder(path: str) -> Optional[int]:
-    """An open descriptor of the folder ``path`` holding an exclusive ``flock``; None when another process holds it.
-
-    On file systems without ``flock`` the descriptor is returned unlocked (process ids then tell writers apart).
-    """
+    """An open descriptor of the folder ``path`` holding an exclusive lock; None when another process holds it
+    (see :func:`~fastreid.utils.file_io.try_lock`: without flock the descriptor comes back unlocked)."""
     fd = os.open(path, os.O_RDONLY)
-    if fcntl is None:
+    if try_lock(fd):
         return fd
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    except OSError:
-        pass
-    return fd
+    os.close(fd)
+    return None
 
 
 def _remove_temporaries(folder: str, index: int) -> None:

@@ -18,7 +18,7 @@ import socket
 import stat
 import uuid
 import zipfile
-from typing import BinaryIO, Callable, Optional, Tuple
+from typing import BinaryIO, Callable, Optional, Tuple, Union
 
 from iopath.common.file_io import (
     HTTPURLHandler,
@@ -39,6 +39,7 @@ __all__ = [
     "atomic_write",
     "describe_file_start",
     "remove_stale_temporaries",
+    "try_lock",
 ]
 
 logger = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ def atomic_write(path: str, write_fn: Callable[[BinaryIO], object], *, size_hint
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}@{_host()}-{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, "xb") as f:
-            _try_lock(f)
+            try_lock(f)
             write_fn(f)
             f.flush()
             os.fsync(f.fileno())
@@ -109,12 +110,14 @@ def atomic_write(path: str, write_fn: Callable[[BinaryIO], object], *, size_hint
         os.close(dir_fd)
 
 
-def _try_lock(f: BinaryIO) -> bool:
-    """Takes an exclusive, non-blocking ``flock`` on ``f``; False if another process holds one."""
+def try_lock(f: Union[BinaryIO, int]) -> bool:
+    """Takes an exclusive, non-blocking ``flock`` on the open file (or descriptor) ``f``, held until it is
+    closed; False if another process holds one. True without locking where flock is missing (Windows, some
+    network file systems), so callers fall back on host and process id."""
     if fcntl is None:
         return True
     try:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
     except OSError:  # a file system without flock: host and pid remain the proof
@@ -201,7 +204,7 @@ def _remove_if_unlocked(path: str) -> Optional[int]:
         if not stat.S_ISREG(os.lstat(path).st_mode):
             return None
         with open(path, "rb") as f:
-            if not _try_lock(f):
+            if not try_lock(f):
                 return None
             size = os.fstat(f.fileno()).st_size
             os.remove(path)
