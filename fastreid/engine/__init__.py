@@ -3,7 +3,7 @@ from .ddp import create_ddp_model, unwrap_model
 from .defaults import default_argument_parser, default_setup, setup_cfg
 from .hooks import HookBase
 from .launch import launch, launch_from_args
-from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
+from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase, build_step
 from .trainer import DefaultTrainer
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "HookBase",
     "SimpleTrainer",
     "TrainerBase",
+    "build_step",
     "create_ddp_model",
     "default_argument_parser",
     "default_setup",

@@ -11,7 +11,7 @@ from torch import nn
 from fastreid.utils import comm
 from fastreid.utils.events import EventStorage, get_event_storage
 
-__all__ = ["AMPTrainer", "HookBase", "SimpleTrainer", "TrainerBase"]
+__all__ = ["AMPTrainer", "HookBase", "SimpleTrainer", "TrainerBase", "build_step"]
 
 logger = logging.getLogger(__name__)
 
@@ -381,3 +381,13 @@ class AMPTrainer(SimpleTrainer):
         super().load_state_dict(state)
         if self.grad_scaler is not None and "grad_scaler" in state:
             self.grad_scaler.load_state_dict(state["grad_scaler"])
+
+
+def build_step(model: nn.Module, data_loader: Iterable, optimizer: torch.optim.Optimizer, *,
+               precision: Optional[torch.dtype] = None,
+               grad_clipper: Optional[Callable[[Iterable[torch.Tensor]], None]] = None) -> SimpleTrainer:
+    """The training step of ``precision`` (a resolved MODEL.PRECISION): :class:`SimpleTrainer` for float32
+    (None: no autocast), :class:`AMPTrainer` autocasting to ``precision`` otherwise."""
+    if precision is None:
+        return SimpleTrainer(model, data_loader, optimizer, grad_clipper=grad_clipper)
+    return AMPTrainer(model, data_loader, optimizer, grad_clipper=grad_clipper, precision=precision)

@@ -30,7 +30,7 @@ from .compilation import compile_model
 from .ddp import create_ddp_model, unwrap_model
 from .defaults import save_config
 from .swa import SWA
-from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
+from .train_loop import TrainerBase, build_step
 
 __all__ = ["DefaultTrainer"]
 
@@ -84,13 +84,9 @@ class DefaultTrainer(TrainerBase):
             compile_model(model)
         model = create_ddp_model(model, find_unused_parameters=self.find_unused_parameters(cfg, model))
         # MODEL.PRECISION: float32 steps plainly, bf16/fp16 under autocast (fp16 with a gradient scaler).
-        share_bf16_check()
-        precision = precision_from_config(cfg)
-        if precision is None:
-            self._trainer = SimpleTrainer(model, data_loader, optimizer, grad_clipper=build_grad_clipper(cfg))
-        else:
-            self._trainer = AMPTrainer(model, data_loader, optimizer, grad_clipper=build_grad_clipper(cfg),
-                                       precision=precision)
+        share_bf16_check(cfg.MODEL.PRECISION, cfg.MODEL.DEVICE)
+        self._trainer = build_step(model, data_loader, optimizer, precision=precision_from_config(cfg),
+                                   grad_clipper=build_grad_clipper(cfg))
 
         self.iters_per_epoch = self.compute_iters_per_epoch(cfg, len(data_loader.dataset))
         self.scheduler = self.build_lr_scheduler(cfg, optimizer, self.iters_per_epoch)
@@ -391,7 +387,7 @@ class DefaultTrainer(TrainerBase):
         Returns:
             ``{dataset_name: {"Rank-1": ..., "mAP": ..., ...}}`` on the main process (empty elsewhere).
         """
-        share_bf16_check()
+        share_bf16_check(cfg.MODEL.PRECISION, cfg.MODEL.DEVICE)
         results: "OrderedDict[str, Dict]" = OrderedDict()
         for index, dataset_name in enumerate(cfg.DATASETS.TESTS):
             logger.info("Evaluating on %s", dataset_name)

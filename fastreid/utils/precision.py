@@ -136,15 +136,20 @@ def bf16_matmul_speedup(size: int = 384, repeats: int = 8) -> float:
 _shared_speedup: Optional[float] = None
 
 
-def share_bf16_check() -> None:
+def share_bf16_check(requested: str = "auto", device: Device = "cpu") -> None:
     """Make every process of a distributed run take the main process's bf16 speed check, so that "auto" picks
-    one precision for all ranks (each rank's own timing may land on either side of the threshold). Call it on
-    every rank (it all-gathers once); a no-op in a single process."""
+    one precision for all ranks (each rank's own timing may land on either side of the threshold).
+
+    Call it on every rank with the run's MODEL.PRECISION and MODEL.DEVICE: it all-gathers once, and only where
+    the check decides anything ("auto" on a CPU); a no-op in a single process. Only the main process times.
+    """
     global _shared_speedup
     if _shared_speedup is not None or comm.get_world_size() == 1:
         return
-    native = cpu_features()["native_bf16"]
-    _shared_speedup = comm.all_gather(bf16_matmul_speedup() if native else 0.0)[0]
+    if str(requested).strip().lower() != "auto" or torch.device(device).type != "cpu":
+        return
+    timed = cpu_features()["native_bf16"] and comm.is_main_process()
+    _shared_speedup = comm.all_gather(bf16_matmul_speedup() if timed else 0.0)[0]
 
 
 def _cuda_bf16_supported() -> bool:

@@ -232,3 +232,12 @@ def test_precision_key_inverts_precision_name():
         assert precision.precision_key(precision.precision_name(dtype)) == key
     with pytest.raises(ValueError, match="Unknown precision name 'fp64'"):
         precision.precision_key("fp64")
+
+
+@pytest.mark.parametrize("requested, device", [("fp32", "cpu"), ("bf16", "cpu"), ("auto", "cuda")])
+def test_sharing_the_check_is_skipped_where_it_decides_nothing(monkeypatch, requested, device):
+    monkeypatch.setattr(precision, "_shared_speedup", None)
+    monkeypatch.setattr(precision.comm, "get_world_size", lambda: 2)
+    monkeypatch.setattr(precision.comm, "all_gather", lambda value: pytest.fail("gathered for nothing"))
+    precision.share_bf16_check(requested, device)
+    assert precision._shared_speedup is None

@@ -13,7 +13,7 @@ from typing import Any, Dict, Mapping, Optional
 import torch
 from torch import nn
 
-from fastreid.engine import AMPTrainer, SimpleTrainer, TrainerBase
+from fastreid.engine import TrainerBase, build_step
 from fastreid.engine.hooks import HookBase, IterationTimer, PeriodicWriter
 from fastreid.utils import comm
 from fastreid.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter, get_event_storage
@@ -116,11 +116,8 @@ class EngineTrainer(TrainerBase):
                  start_eval: int, eval_freq: int, test_args: Mapping[str, Any], custom_step: bool) -> None:
         super().__init__()
         self.engine = engine
-        if engine.precision is None:
-            self.step = SimpleTrainer(_LossModel(engine), engine.train_loader.loader, engine.optimizer)
-        else:
-            self.step = AMPTrainer(_LossModel(engine), engine.train_loader.loader, engine.optimizer,
-                                   precision=engine.precision)
+        self.step = build_step(_LossModel(engine), engine.train_loader.loader, engine.optimizer,
+                               precision=engine.precision)
         self.data_time = 0.0
         self.last_rank1: Optional[float] = None
         self._custom_step = custom_step
