@@ -47,12 +47,14 @@ def prepare_features(feat: torch.Tensor, metric: str, inplace: bool = False) -> 
 
 
 def budget_chunk_rows(num_rows: int, num_cols: int, budget_bytes: int = DEFAULT_CHUNK_BYTES,
-                      min_rows: int = 256) -> int:
-    """Rows per chunk so that a (rows, num_cols) float32 chunk fits ``budget_bytes``.
+                      min_rows: int = 256, bytes_per_element: int = 4) -> int:
+    """Rows per chunk so that a (rows, num_cols) chunk of ``bytes_per_element`` per entry (float32: 4) fits
+    ``budget_bytes``.
 
     At least ``min_rows`` (matmul efficiency), at most ``num_rows``.
     """
-    return max(1, min(num_rows, max(min_rows, budget_bytes // (4 * max(num_cols, 1)))))
+    row_bytes = bytes_per_element * max(num_cols, 1)
+    return max(1, min(num_rows, max(min_rows, budget_bytes // row_bytes)))
 
 
 def distance_block(query: torch.Tensor, gallery: torch.Tensor, metric: str,

@@ -20,6 +20,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from .distance import budget_chunk_rows
+
 __all__ = ["RocAccumulator", "evaluate_roc", "DEFAULT_FPRS", "DEFAULT_ROC_CHUNK_BYTES"]
 
 DEFAULT_FPRS = (1e-4, 1e-3, 1e-2)
@@ -133,11 +135,6 @@ class RocAccumulator:
         return out
 
 
-def _chunk_rows(num_gallery: int, chunk_bytes: int = DEFAULT_ROC_CHUNK_BYTES) -> int:
-    """Query rows per ROC chunk so that one chunk's working memory is about ``chunk_bytes``."""
-    return max(1, chunk_bytes // (_WORK_BYTES * max(num_gallery, 1)))
-
-
 def evaluate_roc(distmat, q_pids, g_pids, q_camids, g_camids, fprs: Sequence[float] = DEFAULT_FPRS,
                  ignore_camid: bool = False, chunk_rows: Optional[int] = None) -> Dict[str, float]:
     """TPR at the given FPRs for a distance matrix, streamed in row chunks (see the module docstring).
@@ -161,7 +158,8 @@ def evaluate_roc(distmat, q_pids, g_pids, q_camids, g_camids, fprs: Sequence[flo
                          f"{num_g} gallery items; pass the (num_query, num_gallery) matrix.")
     if chunk_rows is not None and chunk_rows < 1:
         raise ValueError(f"chunk_rows must be a positive row count or None (memory budget); got {chunk_rows}.")
-    rows = chunk_rows or _chunk_rows(num_g)
+    rows = chunk_rows or budget_chunk_rows(num_q, num_g, DEFAULT_ROC_CHUNK_BYTES, min_rows=1,
+                                           bytes_per_element=_WORK_BYTES)
     acc = RocAccumulator(q_pids, g_pids, q_camids, g_camids, fprs, ignore_camid)
     for start in range(0, num_q, rows):
         acc.add(distmat[start:start + rows], start)
