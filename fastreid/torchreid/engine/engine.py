@@ -95,7 +95,6 @@ class Engine:
         self.use_gpu = bool(use_gpu and torch.cuda.is_available())
         requested = ("auto" if amp else "fp32") if isinstance(amp, bool) else amp
         self.precision = precision_for(requested, "cuda" if self.use_gpu else "cpu", fp16_enabled=amp is True)
-        self.amp = self.precision is not None
         self.writer = None  # torchreid's SummaryWriter slot; fastreid's event writers write tensorboard
         self.epoch = 0
         self.max_epoch = 0
@@ -110,6 +109,11 @@ class Engine:
     # ------------------------------------------------------------------------------------------------
     # models, optimizers and schedulers by name (torchreid's bookkeeping)
     # ------------------------------------------------------------------------------------------------
+    @property
+    def amp(self) -> bool:
+        """Whether the forward passes run under autocast (torchreid's ``amp`` flag, from :attr:`precision`)."""
+        return self.precision is not None
+
     def register_model(self, name: str = "model", model: Optional[nn.Module] = None,
                        optim: Optional[torch.optim.Optimizer] = None, sched: Any = None) -> None:
         """Registers a model with its optimizer and scheduler: saved, put in train/eval mode and stepped by
