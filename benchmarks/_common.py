@@ -1,13 +1,19 @@
-"""Helpers shared by the benchmark scripts: matmul peak, machine description, interleaved timing, re-id-like
-synthetic features."""
+"""Helpers shared by the benchmark scripts: matmul peak, machine description, memory figures, spawned child
+processes, feature stores, interleaved timing, re-id-like synthetic features."""
+import multiprocessing as mp
 import os
-import platform
+import resource
 import statistics
+import threading
 import time
-from typing import Callable, Dict, List, Mapping, NamedTuple, Tuple
+from pathlib import Path
+from queue import Empty
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 import numpy as np
 import torch
+
+from fastreid.utils.precision import cpu_features
 
 
 def matmul_peak(dtype: torch.dtype, size: int = 4096, reps: int = 5) -> float:
@@ -22,35 +28,105 @@ def matmul_peak(dtype: torch.dtype, size: int = 4096, reps: int = 5) -> float:
     return 2 * size**3 / best
 
 
-def _cpu_features_fallback() -> Dict[str, str]:
-    info: Dict[str, str] = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                info.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    flags = info.get("flags", "").split()
-    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
-    return {"model": info.get("model name", platform.processor() or "unknown"),
-            "flags": " ".join(f for f in wanted if f in flags) or "none of " + ",".join(wanted)}
-
-
 def machine_summary() -> str:
     """One line naming the CPU, its matmul-relevant flags, torch threads and the load average."""
-    try:
-        from fastreid.utils.precision import cpu_features  # written by another change; may be absent
-        features = cpu_features()
-    except (ImportError, AttributeError):
-        features = _cpu_features_fallback()
-    if isinstance(features, Mapping):
-        described = ", ".join(f"{k}: {v}" for k, v in features.items())
-    else:
-        described = str(features)
+    described = ", ".join(f"{k}: {v}" for k, v in cpu_features().items())
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return (f"CPU {described}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
             f"{os.cpu_count()} logical CPUs; load average {load}")
+
+
+def peak_rss_gib() -> float:
+    """Peak resident set size of this process so far (``ru_maxrss``, KiB on Linux), in GiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def rss_gib() -> float:
+    """Current resident set size of this process (``/proc/self/statm``), in GiB."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**30
+
+
+def rss_anon_gib() -> float:
+    """Current anonymous resident memory (``RssAnon`` of ``/proc/self/status``) in GiB: the process' own
+    allocations, without page cache and file-backed mappings; NaN where the field is missing."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 2**20
+    return float("nan")
+
+
+def reset_peak_rss() -> bool:
+    """Lowers the peak RSS to the current RSS (Linux), so a stage's peak excludes its set-up; returns success."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+class PeakSampler:
+    """Largest :func:`rss_anon_gib` seen by a background thread (every 50 ms) while the ``with`` block runs."""
+
+    def __enter__(self) -> "PeakSampler":
+        self.peak, self._stop = rss_anon_gib(), threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, rss_anon_gib())
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_anon_gib())
+
+
+def run_spawned(target: Callable[..., None], *args: Any, poll_seconds: float = 1.0) -> Any:
+    """Runs ``target(*args, queue)`` in a fresh spawned process and returns what it put on ``queue``.
+
+    Raises:
+        RuntimeError: the child exited without putting a result (e.g. killed for lack of memory).
+    """
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, queue))
+    proc.start()
+    while True:  # get before join: a child with a large result waits for it to be read before exiting
+        alive = proc.is_alive()  # checked before the get, so a result put just before exiting is still read
+        try:
+            result = queue.get(timeout=poll_seconds)
+            break
+        except Empty:
+            if not alive:
+                proc.join()
+                raise RuntimeError(f"{getattr(target, '__name__', target)} exited with code {proc.exitcode} "
+                                   "without a result") from None
+    proc.join()
+    return result
+
+
+def write_feature_store(folder: str, feats: Any, pids: np.ndarray, camids: np.ndarray, num_shards: int,
+                        batch: int, meta: Optional[Dict[str, Any]] = None, fingerprint: str = "benchmark",
+                        path_format: str = "{}") -> None:
+    """Writes (N, D) ``feats`` (array or CPU tensor) and their labels as a finished feature store.
+
+    Shards follow ``ShardPlan.aligned(N, num_shards, batch)`` and are written ``batch`` rows at a time; row ``i``
+    gets the path ``path_format.format(i)``.
+    """
+    from fastreid.evaluation.feature_store import ShardPlan, finalize_store, write_shard
+
+    feats = np.asarray(feats)
+    plan = ShardPlan.aligned(len(feats), num_shards, batch)
+    for index in range(plan.num_shards):
+        start, stop = plan.bounds(index)
+        batches = (feats[s:min(s + batch, stop)] for s in range(start, stop, batch))
+        paths = [path_format.format(i) for i in range(start, stop)]
+        write_shard(folder, index, plan, fingerprint, batches, paths, pids[start:stop], camids[start:stop])
+    finalize_store(folder, plan, fingerprint, meta)
 
 
 def interleaved_medians(

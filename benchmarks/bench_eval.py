@@ -24,8 +24,6 @@ Baselines implemented here:
 """
 import argparse
 import json
-import multiprocessing as mp
-import resource
 import sys
 import time
 from pathlib import Path
@@ -33,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import clustered_features
+from _common import clustered_features, peak_rss_gib, reset_peak_rss, run_spawned
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES = {
@@ -54,19 +52,6 @@ def make_features(shape: str, seed: int = 0):
     cams = torch.randn(ncams, DIM, generator=g)
 
     return clustered_features(nq, centres, cams, g), clustered_features(ng, centres, cams, g)
-
-
-def _rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
-def _reset_peak_rss() -> bool:
-    """Lowers the peak RSS to the current RSS (Linux), so a stage's peak excludes its set-up."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
 
 
 def _summary(cmc, ap, inp):
@@ -129,8 +114,8 @@ def run_stage(stage: str, shape: str, queue) -> None:
     if stage in ("rank_cython", "rank_vectorised", "baseline_rank", "roc", "baseline_roc"):
         dist = compute_distance_matrix(qf, gf, "cosine").numpy()
     if stage in ("roc", "baseline_roc"):  # peak_rss_gib - rss_before_gib is then the ROC's own memory
-        out["peak_reset"] = _reset_peak_rss()
-    rss0 = _rss_gib()
+        out["peak_reset"] = reset_peak_rss()
+    rss0 = peak_rss_gib()
     t0 = time.perf_counter()
     if stage == "matmul_floor":
         a, b = torch.randn(3368, DIM), torch.randn(DIM, 15913)
@@ -198,7 +183,7 @@ def run_stage(stage: str, shape: str, queue) -> None:
             out["max_abs_diff_vs_fastreid"] = float(np.abs(np.load(mine) - final).max())
         out.update(_summary(*evaluate_rank(final, qp, gp, qc, gc)))
     out["sec"] = out.pop("sec_only", time.perf_counter() - t0)
-    out["peak_rss_gib"] = _rss_gib()
+    out["peak_rss_gib"] = peak_rss_gib()
     out["rss_before_gib"] = rss0
     queue.put(out)
 
@@ -211,15 +196,10 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="JSON file for the results")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    ctx = mp.get_context("spawn")
     results = {}
     for shape in args.shapes.split(","):
         for stage in args.stages.split(","):
-            queue = ctx.Queue()
-            proc = ctx.Process(target=run_stage, args=(stage, shape, queue))
-            proc.start()
-            res = queue.get()
-            proc.join()
+            res = run_spawned(run_stage, stage, shape)
             results[f"{shape}/{stage}"] = res
             print(f"{shape:7s} {stage:16s} " + json.dumps(res), flush=True)
     if args.out:

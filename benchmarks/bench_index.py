@@ -19,9 +19,7 @@ Prints a markdown table with the machine line (CPU, flags, threads, load average
 """
 import argparse
 import json
-import multiprocessing as mp
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -31,8 +29,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from _common import (DEFAULT_NOISE, clustered_features, machine_summary, market_shape_accuracy, spectral_features,
-                     spectral_world)
+from _common import (DEFAULT_NOISE, clustered_features, machine_summary, market_shape_accuracy, peak_rss_gib, rss_gib,
+                     run_spawned, spectral_features, spectral_world)
 
 # name: (GalleryIndex kind, build arguments, sweep of search settings). "flat" also writes the exact top-k.
 VARIANTS: Dict[str, Tuple[str, Dict[str, Any], List[Dict[str, int]]]] = {
@@ -70,13 +68,6 @@ def make_features(n: int, num_queries: int, dim: int, seed: int = 0, noise_scale
     return sample(n), sample(num_queries)
 
 
-def _rss_gib(peak: bool) -> float:
-    if peak:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**30
-
-
 def _recall(found: np.ndarray, exact: np.ndarray, k: int) -> float:
     return float(np.mean([len(set(f[:k]) & set(e[:k])) / k for f, e in zip(found, exact)]))
 
@@ -88,7 +79,7 @@ def run_variant(name: str, args: argparse.Namespace, truth_file: str) -> List[Di
 
     faiss = import_faiss()
     gallery, queries = make_features(args.n, args.queries, args.dim, args.seed, args.noise, args.features)
-    features_gib = _rss_gib(peak=False)
+    features_gib = rss_gib()
     kind, build_args, sweep = VARIANTS[name]
     start = time.perf_counter()
     index = GalleryIndex.build(gallery, [""] * len(gallery), kind=kind, **build_args)
@@ -111,7 +102,7 @@ def run_variant(name: str, args: argparse.Namespace, truth_file: str) -> List[Di
                      "nlist": index.meta["nlist"] if kind.startswith("ivf") else None,
                      "ms_per_query": 1000 * search_s / len(queries), "recall@1": _recall(found, exact, 1),
                      "recall@10": _recall(found, exact, K), "features_gib": features_gib,
-                     "peak_rss_gib": _rss_gib(peak=True), "threads": faiss.omp_get_max_threads()})
+                     "peak_rss_gib": peak_rss_gib(), "threads": faiss.omp_get_max_threads()})
     return rows
 
 
@@ -139,16 +130,11 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown --kinds {sorted(unknown)}; choose from {','.join(VARIANTS)}")
     names = ["flat"] + [k for k in names if k != "flat"]
-    ctx = mp.get_context("spawn")
     rows: List[Dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         truth_file = str(Path(tmp) / "exact.npy")
         for name in names:
-            queue = ctx.Queue()
-            proc = ctx.Process(target=_child, args=(name, args, truth_file, queue))
-            proc.start()
-            result = queue.get()
-            proc.join()
+            result = run_spawned(_child, name, args, truth_file)
             rows += result
             for row in result:
                 print(json.dumps(row), file=sys.stderr, flush=True)

@@ -131,9 +131,8 @@ def fastreid_cfg(args: argparse.Namespace, impl: str, compiled: bool, output_dir
         "SOLVER.IMS_PER_BATCH", str(args.batch), "SOLVER.FP16_ENABLED", str(args.precision == "bf16"),
         "SOLVER.OPTIMIZER_IMPL", impl, "MODEL.COMPILE", str(compiled),
         "MODEL.CHANNELS_LAST", str(args.channels_last), "DATASETS.TESTS", "()", "OUTPUT_DIR", output_dir,
+        "MODEL.PRECISION", args.precision,
     ]
-    if "PRECISION" in cfg.MODEL:  # set by the precision change; FP16_ENABLED alone chose it before
-        overrides += ["MODEL.PRECISION", args.precision]
     if args.tiny:
         overrides += ["MODEL.BACKBONE.DEPTH", "18x", "MODEL.BACKBONE.FEAT_DIM", "512"]
     cfg.merge_from_list(overrides)

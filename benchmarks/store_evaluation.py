@@ -17,7 +17,6 @@ Usage::
 """
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -27,22 +26,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import clustered_features, machine_summary
+from _common import clustered_features, machine_summary, peak_rss_gib, write_feature_store
 from fastreid.evaluation import ReidEvaluator
-from fastreid.evaluation.feature_store import FeatureStore, ShardPlan, extract_shards, finalize_store
+from fastreid.evaluation.feature_store import FeatureStore
 from fastreid.evaluation.store_evaluation import evaluate_stores
 
 SHAPES = {"tiny": (200, 1000, 50, 4), "market": (3368, 15913, 751, 6), "msmt": (11659, 82161, 3060, 15)}
 WRITE_BATCH = 4096
-
-
-def write_store(folder: str, feats: torch.Tensor, pids: np.ndarray, camids: np.ndarray, shards: int) -> None:
-    paths = [str(i) for i in range(len(feats))]
-    rows = {p: i for i, p in enumerate(paths)}
-    plan = ShardPlan.aligned(len(paths), shards, WRITE_BATCH)
-    extract_shards(folder, plan, "benchmark", range(plan.num_shards), lambda p: feats[[rows[x] for x in p]].numpy(),
-                   WRITE_BATCH, paths, pids, camids)
-    finalize_store(folder, plan, "benchmark")
 
 
 def run_child(mode: str, root: str) -> None:
@@ -58,7 +48,7 @@ def run_child(mode: str, root: str) -> None:
         results = evaluator.evaluate()
     seconds = time.perf_counter() - start
     print(json.dumps({"mode": mode, "seconds": round(seconds, 3),
-                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, **results}))
+                      "peak_rss_mib": int(peak_rss_gib() * 1024), **results}))
 
 
 def main() -> None:
@@ -76,7 +66,8 @@ def main() -> None:
     print(machine_summary())
     with tempfile.TemporaryDirectory() as root:
         for name, n in (("query", nq), ("gallery", ng)):
-            write_store(f"{root}/{name}", *clustered_features(n, centres, cams, g), args.shards)
+            feats, pids, camids = clustered_features(n, centres, cams, g)
+            write_feature_store(f"{root}/{name}", feats, pids, camids, args.shards, WRITE_BATCH)
         for mode in ("store", "memory"):
             subprocess.run([sys.executable, str(Path(__file__)), "--child", mode, root], check=True)
 

@@ -31,7 +31,6 @@ import json
 import logging
 import multiprocessing as mp
 import platform
-import resource
 import sys
 import time
 from pathlib import Path
@@ -42,6 +41,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from _common import peak_rss_gib
 from fastreid.config import get_cfg
 from fastreid.data import collate_tracklets
 from fastreid.evaluation import ReidEvaluator, inference_on_dataset
@@ -142,12 +142,12 @@ def run_chunk(args: Dict[str, Any], chunk: int, queue) -> None:
     data, num_query = test_set(args["num_query"], args["num_gallery"], args["frames"], args["max_frames"],
                                args["height"], args["width"])
     loader = DataLoader(data, batch_size=1, num_workers=0, collate_fn=collate_tracklets)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    rss_before = peak_rss_gib()
     start = time.perf_counter()
     results = inference_on_dataset(model, loader, ReidEvaluator(num_query, metric=cfg.TEST.METRIC))
     elapsed = time.perf_counter() - start
     queue.put({
-        "frame_chunk": chunk, "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "frame_chunk": chunk, "peak_rss_gib": peak_rss_gib(),
         "rss_before_gib": rss_before, "seconds": elapsed, "tracklets": len(data), "frames": int(data.lengths.sum()),
         "frames_per_s": float(data.lengths.sum() / elapsed), "mAP": results.get("mAP"),
         "feat_dim": int(cfg.MODEL.BACKBONE.FEAT_DIM),
